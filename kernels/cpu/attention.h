@@ -1,0 +1,41 @@
+// Causal grouped-query attention of one query token against a paged KV cache, in fixed-size chunks of
+// positions (never split by thread count), so the result is the same however the work is spread.
+#pragma once
+#include <cstdint>
+
+#include "kernels/status.h"
+#include "kernels/tensor_type.h"
+
+namespace lime::cpu {
+
+// Positions per attention chunk: part of the canonical order (see attention_ref).
+constexpr int32_t k_attn_chunk = 256;
+
+struct attention_args {
+  const float* q;             // [n_head, head_dim] for this token (already roped)
+  tensor_type kv_type;        // f32 (default) or f16
+  const void* const* k_blocks;  // block table: k_blocks[b] holds positions [b*block_size, (b+1)*block_size)
+  const void* const* v_blocks;  // same for V
+  int32_t block_size;         // positions per block
+  int64_t kv_row_elems;       // elements per position in a block row (n_head_kv * head_dim)
+  int32_t n_head;
+  int32_t n_head_kv;          // n_head % n_head_kv == 0; query head h uses kv head h / (n_head / n_head_kv)
+  int32_t head_dim;
+  int32_t n_pos;              // attend to positions [0, n_pos) (causal: n_pos = query position + 1)
+  float scale;                // usually 1/sqrt(head_dim)
+  float* out;                 // [n_head, head_dim]
+  float* scratch;             // caller-provided, at least attention_scratch_floats(head_dim) floats
+};
+
+int64_t attention_scratch_floats(int32_t head_dim);
+
+// Canonical order, per query head:
+//   s_j = dot_canonical(q_h, k_j) * scale for each position j (k_j converted to fp32 first when f16).
+//   Positions are cut into chunks [c*256, (c+1)*256) ∩ [0, n_pos). Per chunk c, in position order:
+//     m_c = max_j s_j (sequential), e_j = exp_f32(s_j - m_c), l_c = sequential sum of e_j (l += e),
+//     o_c[d] = sequential o_c[d] = fma(e_j, v_j[d], o_c[d]) starting from 0.
+//   Then over chunks in order: M = max_c m_c; w_c = exp_f32(m_c - M); L = sum_c l_c * w_c (sequential,
+//   l = fma(l_c, w_c, l)); O[d] = sequential O[d] = fma(o_c[d], w_c, O[d]); out[d] = O[d] / L.
+kstatus attention_ref(const attention_args& a);
+
+}  // namespace lime::cpu
