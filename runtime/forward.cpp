@@ -1,0 +1,203 @@
+// Forward pass over a layer range with the reference kernels; work is split across the thread pool by output
+// rows (matmul) and by tokens (attention), which never changes a row's bits.
+#include "runtime/forward.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/get_rows.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quants.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+
+namespace lime {
+
+forward_pass::forward_pass(const model& m, layer_range range, kv_cache& kv, thread_pool& pool)
+    : model_(&m), range_(range), kv_(&kv), pool_(&pool) {
+  const int n_threads = pool.n_threads();
+  attn_scratch_.resize(static_cast<size_t>(n_threads) * static_cast<size_t>(cpu::attention_scratch_floats(m.hparams().head_dim)));
+  k_tables_.resize(static_cast<size_t>(n_threads));
+  v_tables_.resize(static_cast<size_t>(n_threads));
+}
+
+void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, float* y) {
+  pool_->parallel_for(w.n_rows, [&](int64_t begin, int64_t end, int) {
+    cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), y, begin, end};
+    cpu::matmul_ref(a);  // shapes were validated when the model was loaded
+  });
+}
+
+result<void> forward_pass::check_and_reserve(const micro_batch& b) {
+  const model_hparams& hp = model_->hparams();
+  const size_t n = b.size();
+  if (n == 0) return make_error(errc::invalid_argument, "forward: empty batch");
+  if (b.seq.size() != n || b.want_logits.size() != n)
+    return make_error(errc::invalid_argument, "forward: batch arrays differ in length");
+  if (range_.lo == 0) {
+    if (b.tokens.size() != n) return make_error(errc::invalid_argument, "forward: batch needs one token per position");
+    for (int32_t t : b.tokens) {
+      if (t < 0 || t >= hp.n_vocab)
+        return make_error(errc::invalid_argument, "forward: token id " + std::to_string(t) + " is outside the vocabulary");
+    }
+  } else if (b.embd.size() != n * static_cast<size_t>(hp.n_embd)) {
+    return make_error(errc::invalid_argument, "forward: activations must be [n_tokens, n_embd]");
+  }
+  // Plan: the highest position per sequence; check the pool can hold all of them before reserving any.
+  std::unordered_map<int32_t, int32_t> need;
+  for (size_t i = 0; i < n; ++i) {
+    if (b.pos[i] < 0) return make_error(errc::invalid_argument, "forward: negative position");
+    int32_t& m = need[b.seq[i]];
+    if (b.pos[i] + 1 > m) m = b.pos[i] + 1;
+  }
+  int64_t extra_blocks = 0;
+  const int32_t bs = kv_->config().block_size;
+  for (const auto& [seq, n_pos] : need) {
+    const int64_t want = (static_cast<int64_t>(n_pos) + bs - 1) / bs;
+    const int64_t have = kv_->capacity(seq) / bs;
+    if (want > have) extra_blocks += want - have;
+  }
+  if (extra_blocks > kv_->blocks_free())
+    return make_error(errc::out_of_memory, "forward: KV cache full (" + std::to_string(extra_blocks) + " blocks needed, " +
+                                               std::to_string(kv_->blocks_free()) + " free)");
+  for (const auto& [seq, n_pos] : need) LIME_TRY_VOID(kv_->reserve(seq, n_pos));
+  return {};
+}
+
+void forward_pass::embed(const micro_batch& b) {
+  const model_hparams& hp = model_->hparams();
+  const size_t n = b.size();
+  if (range_.lo == 0) {
+    const weight_view& e = model_->tok_embd();
+    cpu::get_rows_ref(e.type, e.data, e.n_rows, e.k, b.tokens.data(), static_cast<int64_t>(n), x_.data());
+  } else {
+    std::memcpy(x_.data(), b.embd.data(), n * static_cast<size_t>(hp.n_embd) * sizeof(float));
+  }
+}
+
+void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
+  const model_hparams& hp = model_->hparams();
+  const layer_weights& w = model_->layer(layer);
+  const size_t n = b.size();
+  const int64_t n_embd = hp.n_embd, n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv();
+  const int32_t kv_layer = layer - range_.lo;
+  const tensor_type kv_type = kv_->config().type;
+
+  // --- norm, q/k/v projections, rope
+  for (size_t i = 0; i < n; ++i)
+    cpu::rmsnorm_ref(&x_[i * n_embd], static_cast<const float*>(w.attn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
+  matmul(w.wq, cur_.data(), n, q_.data());
+  matmul(w.wk, cur_.data(), n, k_.data());
+  matmul(w.wv, cur_.data(), n, v_.data());
+  for (size_t i = 0; i < n; ++i) {
+    cpu::rope_ref(&q_[i * n_q], hp.n_head, hp.head_dim, hp.n_rot, b.pos[i], model_->rope_inv_freq().data(), hp.rope_neox);
+    cpu::rope_ref(&k_[i * n_kv], hp.n_head_kv, hp.head_dim, hp.n_rot, b.pos[i], model_->rope_inv_freq().data(), hp.rope_neox);
+  }
+
+  // --- store K/V of every token first, so tokens later in the batch see earlier ones
+  for (size_t i = 0; i < n; ++i) {
+    void* kd = kv_->k_row(kv_layer, b.seq[i], b.pos[i]);
+    void* vd = kv_->v_row(kv_layer, b.seq[i], b.pos[i]);
+    if (kv_type == tensor_type::f32) {
+      std::memcpy(kd, &k_[i * n_kv], static_cast<size_t>(n_kv) * sizeof(float));
+      std::memcpy(vd, &v_[i * n_kv], static_cast<size_t>(n_kv) * sizeof(float));
+    } else {
+      cpu::quantize_row(tensor_type::f16, &k_[i * n_kv], kd, n_kv);
+      cpu::quantize_row(tensor_type::f16, &v_[i * n_kv], vd, n_kv);
+    }
+  }
+
+  // --- attention per token (causal over its own sequence)
+  const int64_t scratch_floats = cpu::attention_scratch_floats(hp.head_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+  pool_->parallel_for(static_cast<int64_t>(n), [&](int64_t begin, int64_t end, int t) {
+    std::vector<const void*>& kt = k_tables_[static_cast<size_t>(t)];
+    std::vector<const void*>& vt = v_tables_[static_cast<size_t>(t)];
+    for (int64_t i = begin; i < end; ++i) {
+      kv_->block_tables(kv_layer, b.seq[static_cast<size_t>(i)], kt, vt);
+      cpu::attention_args a;
+      a.q = &q_[static_cast<size_t>(i) * n_q];
+      a.kv_type = kv_type;
+      a.k_blocks = kt.data();
+      a.v_blocks = vt.data();
+      a.block_size = kv_->config().block_size;
+      a.kv_row_elems = n_kv;
+      a.n_head = hp.n_head;
+      a.n_head_kv = hp.n_head_kv;
+      a.head_dim = hp.head_dim;
+      a.n_pos = b.pos[static_cast<size_t>(i)] + 1;
+      a.scale = scale;
+      a.out = &attn_[static_cast<size_t>(i) * n_q];
+      a.scratch = &attn_scratch_[static_cast<size_t>(t) * static_cast<size_t>(scratch_floats)];
+      cpu::attention_ref(a);
+    }
+  });
+
+  // --- output projection + residual
+  matmul(w.wo, attn_.data(), n, proj_.data());
+  for (size_t i = 0; i < n * static_cast<size_t>(n_embd); ++i) x_[i] = x_[i] + proj_[i];
+}
+
+void forward_pass::ffn_block(int32_t layer, size_t n) {
+  const model_hparams& hp = model_->hparams();
+  const layer_weights& w = model_->layer(layer);
+  const int64_t n_embd = hp.n_embd, n_ff = hp.n_ff;
+  for (size_t i = 0; i < n; ++i)
+    cpu::rmsnorm_ref(&x_[i * n_embd], static_cast<const float*>(w.ffn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
+  matmul(w.w_gate, cur_.data(), n, gate_.data());
+  matmul(w.w_up, cur_.data(), n, up_.data());
+  cpu::swiglu_ref(gate_.data(), up_.data(), gate_.data(), static_cast<int64_t>(n) * n_ff);
+  matmul(w.w_down, gate_.data(), n, proj_.data());
+  for (size_t i = 0; i < n * static_cast<size_t>(n_embd); ++i) x_[i] = x_[i] + proj_[i];
+}
+
+void forward_pass::output_head(const micro_batch& b, forward_output& out) {
+  const model_hparams& hp = model_->hparams();
+  const int64_t n_embd = hp.n_embd;
+  out.logit_rows.clear();
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (!b.want_logits[i]) continue;
+    // Compact the rows that want logits into cur_ (row r of cur_ = batch row logit_rows[r]).
+    const size_t r = out.logit_rows.size();
+    cpu::rmsnorm_ref(&x_[i * n_embd], static_cast<const float*>(model_->output_norm().data), &cur_[r * n_embd], n_embd, hp.rms_eps);
+    out.logit_rows.push_back(static_cast<int32_t>(i));
+  }
+  out.logits.resize(out.logit_rows.size() * static_cast<size_t>(hp.n_vocab));
+  if (!out.logit_rows.empty()) matmul(model_->output(), cur_.data(), out.logit_rows.size(), out.logits.data());
+}
+
+result<void> forward_pass::run(const micro_batch& b, forward_output& out) {
+  const model_hparams& hp = model_->hparams();
+  if (range_.lo < 0 || range_.hi > hp.n_layer || range_.lo >= range_.hi)
+    return make_error(errc::invalid_argument, "forward: bad layer range");
+  LIME_TRY_VOID(check_and_reserve(b));
+  const size_t n = b.size();
+  auto grow = [n](std::vector<float>& v, int64_t per_row) {
+    if (v.size() < n * static_cast<size_t>(per_row)) v.resize(n * static_cast<size_t>(per_row));
+  };
+  grow(x_, hp.n_embd); grow(cur_, hp.n_embd); grow(proj_, hp.n_embd);
+  grow(q_, hp.n_embd_q()); grow(attn_, hp.n_embd_q());
+  grow(k_, hp.n_embd_kv()); grow(v_, hp.n_embd_kv());
+  grow(gate_, hp.n_ff); grow(up_, hp.n_ff);
+
+  embed(b);
+  for (int32_t l = range_.lo; l < range_.hi; ++l) {
+    attention_block(l, b);
+    ffn_block(l, n);
+  }
+  if (range_.hi == hp.n_layer) {
+    out.hidden.clear();
+    output_head(b, out);
+  } else {
+    out.hidden.assign(x_.begin(), x_.begin() + static_cast<std::ptrdiff_t>(n * static_cast<size_t>(hp.n_embd)));
+    out.logits.clear();
+    out.logit_rows.clear();
+  }
+  return {};
+}
+
+}  // namespace lime

@@ -1,0 +1,62 @@
+// Paged KV cache for a range of layers: fixed-size blocks of positions, allocated per sequence on demand from
+// a pool with a hard block limit, freed when a sequence ends or is truncated. fp32 by default, f16 opt-in.
+// Touched by one thread at a time (the forward pass that owns it).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/tensor_type.h"
+#include "runtime/result.h"
+
+namespace lime {
+
+struct kv_cache_config {
+  int32_t n_layer = 0;       // layers held (a layer range [lo, lo + n_layer) of the model)
+  int64_t row_elems = 0;     // elements per position per layer for K (and for V): n_head_kv * head_dim
+  tensor_type type = tensor_type::f32;  // f32 or f16
+  int32_t block_size = 32;   // positions per block
+  int32_t max_blocks = 0;    // pool limit (blocks over all sequences)
+};
+
+class kv_cache {
+ public:
+  static result<kv_cache> create(const kv_cache_config& cfg);
+  kv_cache(kv_cache&&) noexcept = default;
+  kv_cache& operator=(kv_cache&&) noexcept = default;
+
+  const kv_cache_config& config() const { return cfg_; }
+  // Bytes of one block (K and V, all held layers).
+  uint64_t block_bytes() const;
+  int32_t blocks_in_use() const { return blocks_in_use_; }
+  int32_t blocks_free() const { return cfg_.max_blocks - blocks_in_use_; }
+
+  // Makes positions [0, n_pos) of seq addressable (allocates blocks). Fails with out_of_memory, changing
+  // nothing, when the pool cannot supply them.
+  result<void> reserve(int32_t seq, int32_t n_pos);
+  // Keeps positions [0, n_pos) of seq, frees blocks past them.
+  void truncate(int32_t seq, int32_t n_pos);
+  void release(int32_t seq);
+  int32_t capacity(int32_t seq) const;  // positions currently addressable
+
+  // Row of layer `layer` (0-based within the held range) at position pos of seq (must be reserved).
+  void* k_row(int32_t layer, int32_t seq, int32_t pos);
+  void* v_row(int32_t layer, int32_t seq, int32_t pos);
+  // Block tables for attention: out_k[b], out_v[b] point at the rows of block b of seq for this layer.
+  void block_tables(int32_t layer, int32_t seq, std::vector<const void*>& out_k, std::vector<const void*>& out_v) const;
+
+ private:
+  kv_cache() = default;
+  uint8_t* block_layer_base(int32_t block, int32_t layer, bool v) const;
+
+  kv_cache_config cfg_;
+  size_t elem_bytes_ = 4;
+  // Block storage: each block holds [2 (k, v)][n_layer][block_size][row_elems] elements.
+  std::vector<std::unique_ptr<uint8_t[]>> blocks_;  // allocated lazily, reused through free_
+  std::vector<int32_t> free_;
+  int32_t blocks_in_use_ = 0;
+  std::unordered_map<int32_t, std::vector<int32_t>> seq_blocks_;  // seq -> block ids in position order
+};
+
+}  // namespace lime
