@@ -49,6 +49,7 @@ const char* chat_usage() {
          "  --repeat-last-n N       tokens the penalty looks back (default 64; -1 = all)\n"
          "  -sys, --system TEXT     system prompt (chat-template models)\n"
          "  --raw                   ignore the chat template: plain completion\n"
+         "  --ignore-eos            keep generating past end-of-generation tokens\n"
          "  --kv-type f32|f16       KV cache type (default f32; f16 is not bitwise equal to f32)\n"
          "  --print-checksum        print 'checksum: <hex>' of the logits chain on stderr at exit\n"
          "  --verbose               model, seed, template and timing details on stderr\n"
@@ -79,6 +80,7 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
     else if (f == "--raw") o->chat.raw = true;
     else if (f == "--verbose" || f == "-v") o->verbose = true;
     else if (f == "--print-checksum") o->print_checksum = true;
+    else if (f == "--ignore-eos") o->chat.ignore_eos = true;
     else if (f == "-m" || f == "--model") { if (!(v = value(argv[i]))) return false; o->model_path = v; }
     else if (f == "-p" || f == "--prompt") { if (!(v = value(argv[i]))) return false; o->prompt = v; o->has_prompt = true; }
     else if (f == "-sys" || f == "--system") { if (!(v = value(argv[i]))) return false; o->chat.system_prompt = v; }

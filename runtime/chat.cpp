@@ -84,7 +84,7 @@ result<generation_stats> chat_session::turn(const std::string& user_text, const 
     if (piece.empty()) return true;
     answer += piece;
     return on_text ? on_text(piece) : true;
-  }, cancel);
+  }, cancel, opts_.ignore_eos);
   if (!r.ok()) {
     messages_.resize(n_messages);
     text_.resize(text_len);

@@ -19,6 +19,7 @@ struct chat_options {
   std::string system_prompt;   // template mode only
   sampling_params sampling;
   int32_t n_predict = -1;
+  bool ignore_eos = false;     // never sample end-of-generation tokens
 };
 
 class chat_session {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <string>
 
 #include "runtime/checksum.h"
@@ -107,7 +108,8 @@ result<std::vector<float>> session::eval_logits(const std::vector<int32_t>& prom
 }
 
 result<generation_stats> session::generate(const std::vector<int32_t>& prompt, const sampling_params& sp, int32_t n_predict,
-                                           const std::function<bool(int32_t)>& on_token, const std::atomic<bool>* cancel) {
+                                           const std::function<bool(int32_t)>& on_token, const std::atomic<bool>* cancel,
+                                           bool ignore_eog) {
   generation_stats st;
   if (prompt.empty()) return make_error(errc::invalid_argument, "empty prompt: nothing to generate from");
   if (prompt.size() > static_cast<size_t>(n_ctx_))
@@ -136,9 +138,13 @@ result<generation_stats> session::generate(const std::vector<int32_t>& prompt, c
     if (tokens_.size() >= static_cast<size_t>(n_ctx_)) { st.reason = finish_reason::context_full; break; }
     if (cancel && cancel->load(std::memory_order_relaxed)) { st.reason = finish_reason::cancelled; break; }
     const int64_t position = static_cast<int64_t>(tokens_.size());
-    const int32_t id = sample_token(logits_.data(), n_vocab, sp, tokens_.data(), static_cast<int64_t>(tokens_.size()), position, scratch_);
     checksum_ = logits_checksum_step(checksum_, logits_.data(), n_vocab);
     st.checksum = checksum_;
+    if (ignore_eog) {
+      for (int32_t e : vocab_->end_of_generation_ids)
+        if (e >= 0 && e < n_vocab) logits_[static_cast<size_t>(e)] = -INFINITY;
+    }
+    const int32_t id = sample_token(logits_.data(), n_vocab, sp, tokens_.data(), static_cast<int64_t>(tokens_.size()), position, scratch_);
     ++st.n_generated;
     if (vocab_->is_end_of_generation(id)) { st.reason = finish_reason::end_of_generation; break; }
     if (on_token && !on_token(id)) { st.reason = finish_reason::cancelled; break; }

@@ -47,8 +47,10 @@ class session {
   // n_predict < 0: no limit but the context. on_token(id) is called for every sampled token except the
   // end-of-generation one; returning false cancels. `cancel` (may be null) is polled between forward calls.
   // Errors: invalid_argument (empty prompt, prompt longer than the context), out_of_memory.
+  // ignore_eog: end-of-generation tokens are never sampled (their logits are masked after the checksum is taken).
   result<generation_stats> generate(const std::vector<int32_t>& prompt, const sampling_params& sp, int32_t n_predict,
-                                    const std::function<bool(int32_t)>& on_token, const std::atomic<bool>* cancel);
+                                    const std::function<bool(int32_t)>& on_token, const std::atomic<bool>* cancel,
+                                    bool ignore_eog = false);
 
   // Runs the prompt and returns the logits of its last token without sampling (tests, benchmarks).
   result<std::vector<float>> eval_logits(const std::vector<int32_t>& prompt);

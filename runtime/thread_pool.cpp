@@ -1,0 +1,120 @@
+// thread_pool: persistent workers, a generation counter to hand out jobs, brief spinning then condition-variable
+// sleeps on both sides (workers waiting for work, the caller waiting for the last worker).
+#include "runtime/thread_pool.h"
+
+#include <unistd.h>
+
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace lime {
+
+namespace {
+
+// How long a waiting thread polls before it goes to sleep. Short: a few microseconds covers the gap between
+// back-to-back loops of one forward pass, yet an idle pool (or one sharing 2 cores with other processes) does
+// not burn CPU.
+constexpr std::chrono::microseconds k_spin_time{8};
+constexpr int k_polls_per_clock_read = 32;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// Polls done() for up to k_spin_time; true as soon as it holds, false when the time ran out.
+template <class F>
+bool spin_until(F done) {
+  auto deadline = std::chrono::steady_clock::now() + k_spin_time;
+  for (;;) {
+    for (int i = 0; i < k_polls_per_clock_read; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+  }
+}
+
+}  // namespace
+
+int default_thread_count() {
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n >= 1 ? static_cast<int>(n) : 1;
+}
+
+thread_pool::thread_pool(int n_threads) : n_threads_(n_threads >= 1 ? n_threads : 1) {
+  workers_.reserve(static_cast<size_t>(n_threads_ - 1));
+  for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker_main(t); });
+}
+
+thread_pool::~thread_pool() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  wake_cv_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void thread_pool::run_range(int t) {
+  const int64_t n = job_n_;
+  const int64_t T = n_threads_;
+  const int64_t base = n / T;
+  const int64_t rem = n % T;
+  const int64_t begin = t * base + (t < rem ? t : rem);
+  const int64_t end = begin + base + (t < rem ? 1 : 0);
+  if (end > begin) (*job_)(begin, end, t);
+}
+
+void thread_pool::worker_main(int t) {
+  uint64_t seen = 0;
+  for (;;) {
+    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
+      std::unique_lock<std::mutex> lk(mu_);
+      wake_cv_.wait(lk, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+      if (stop_) return;
+    }
+    seen = generation_.load(std::memory_order_acquire);
+    run_range(t);
+    // Nothing of the job may be touched after this decrement: the caller may return and destroy it.
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Taking the lock orders this notify after a caller's predicate check, so the wake-up cannot be lost.
+      std::lock_guard<std::mutex> lk(mu_);
+      done_cv_.notify_one();
+    }
+  }
+}
+
+void thread_pool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (n <= 0) return;
+  if (n_threads_ == 1) {
+    fn(0, n, 0);
+    return;
+  }
+  job_ = &fn;
+  job_n_ = n;
+  remaining_.store(n_threads_ - 1, std::memory_order_relaxed);
+  {
+    // Bumped under the lock so a worker between its predicate check and its sleep cannot miss it.
+    std::lock_guard<std::mutex> lk(mu_);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  wake_cv_.notify_all();
+
+  run_range(0);
+
+  auto all_done = [&] { return remaining_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(all_done)) {
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, all_done);
+  }
+  job_ = nullptr;
+}
+
+}  // namespace lime
