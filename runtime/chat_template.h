@@ -11,13 +11,17 @@ namespace lime {
 enum class chat_family {
   none,          // no template: plain completion
   llama2,        // [INST] ... [/INST], <<SYS>> block
-  llama3,        // <|start_header_id|>role<|end_header_id|>\n\n ... <|eot_id|>
-  chatml,        // <|im_start|>role\n ... <|im_end|>\n (Qwen2.5, Hermes, ...)
+  llama3,        // Llama-3.1/3.2/3.3: <|start_header_id|>role<|end_header_id|>\n\n ... <|eot_id|>, with the
+                 // default "Cutting Knowledge Date" system block
+  llama3_0,      // Llama-3 (3.0): the same turns, no default system block
+  chatml,        // <|im_start|>role\n ... <|im_end|>\n, plain (OpenHermes, Hermes, ...)
+  chatml_qwen,   // Qwen2.5: chatml plus Qwen's default system prompt when there is no system message
   phi3,          // <|user|>\n ... <|end|>\n<|assistant|>\n
   mistral,       // Mistral-Nemo style [INST]...[/INST]
   gemma,         // <start_of_turn>user\n ... <end_of_turn>\n<start_of_turn>model\n
   deepseek_r1,   // <｜User｜> ... <｜Assistant｜>
-  command_r,     // <|START_OF_TURN_TOKEN|><|USER_TOKEN|> ...
+  command_r,     // Command-R/R+ classic: <|START_OF_TURN_TOKEN|><|USER_TOKEN|> ...
+  command_r7b,   // Command-R7B: fixed system preamble, <|START_RESPONSE|> ... <|END_RESPONSE|> replies
   unknown,       // a template lime cannot render: callers fall back to plain completion and say so
 };
 const char* chat_family_name(chat_family f);
