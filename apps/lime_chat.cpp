@@ -95,6 +95,9 @@ int main(int argc, char** argv) {
                  lime::tensor_type_name(o.session.kv_type), o.chat.sampling.seed, o.has_seed ? "" : " (random)",
                  lime::chat_family_name(chat.family()));
   }
+  if (o.session.kv_type != lime::tensor_type::f32)
+    std::fprintf(stderr, "lime-chat: KV cache in %s (opt-in): logits are not bitwise equal to the f32 default\n",
+                 lime::tensor_type_name(o.session.kv_type));
   if (!chat.fallback_reason().empty()) std::fprintf(stderr, "lime-chat: %s\n", chat.fallback_reason().c_str());
 
   struct sigaction sa {};

@@ -2,6 +2,7 @@
 // rows (matmul) and by tokens (attention), which never changes a row's bits.
 #include "runtime/forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -111,16 +112,21 @@ void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
     }
   }
 
-  // --- attention per token (causal over its own sequence)
+  // --- attention per (token, head): heads are independent, so any split gives the same bits
   const int64_t scratch_floats = cpu::attention_scratch_floats(hp.head_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
-  pool_->parallel_for(static_cast<int64_t>(n), [&](int64_t begin, int64_t end, int t) {
+  const int64_t n_items = static_cast<int64_t>(n) * hp.n_head;
+  pool_->parallel_for(n_items, [&](int64_t begin, int64_t end, int t) {
     std::vector<const void*>& kt = k_tables_[static_cast<size_t>(t)];
     std::vector<const void*>& vt = v_tables_[static_cast<size_t>(t)];
-    for (int64_t i = begin; i < end; ++i) {
-      kv_->block_tables(kv_layer, b.seq[static_cast<size_t>(i)], kt, vt);
+    int64_t item = begin;
+    while (item < end) {
+      const size_t i = static_cast<size_t>(item / hp.n_head);
+      const int32_t h0 = static_cast<int32_t>(item % hp.n_head);
+      const int32_t h1 = static_cast<int32_t>(std::min<int64_t>(hp.n_head, h0 + (end - item)));
+      kv_->block_tables(kv_layer, b.seq[i], kt, vt);
       cpu::attention_args a;
-      a.q = &q_[static_cast<size_t>(i) * n_q];
+      a.q = &q_[i * n_q];
       a.kv_type = kv_type;
       a.k_blocks = kt.data();
       a.v_blocks = vt.data();
@@ -129,11 +135,14 @@ void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
       a.n_head = hp.n_head;
       a.n_head_kv = hp.n_head_kv;
       a.head_dim = hp.head_dim;
-      a.n_pos = b.pos[static_cast<size_t>(i)] + 1;
+      a.n_pos = b.pos[i] + 1;
       a.scale = scale;
-      a.out = &attn_[static_cast<size_t>(i) * n_q];
+      a.out = &attn_[i * n_q];
       a.scratch = &attn_scratch_[static_cast<size_t>(t) * static_cast<size_t>(scratch_floats)];
+      a.head_begin = h0;
+      a.head_end = h1;
       cpu::attention_ref(a);
+      item += h1 - h0;
     }
   });
 

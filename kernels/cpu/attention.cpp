@@ -59,7 +59,9 @@ kstatus attention_ref(const attention_args& a) {
   const int32_t group = a.n_head / a.n_head_kv;
   const int32_t n_chunks = (a.n_pos - 1) / k_attn_chunk + 1;
 
-  for (int32_t h = 0; h < a.n_head; ++h) {
+  const int32_t h_end = a.head_end < 0 ? a.n_head : a.head_end;
+  if (a.head_begin < 0 || h_end > a.n_head || a.head_begin > h_end) return kstatus::bad_argument;
+  for (int32_t h = a.head_begin; h < h_end; ++h) {
     const int32_t kvh = h / group;
     const float* qh = a.q + static_cast<int64_t>(h) * hd;
     // M = max over all positions (= max over the chunk maxima). With several chunks it is needed before the

@@ -25,6 +25,8 @@ struct attention_args {
   float scale;                // usually 1/sqrt(head_dim)
   float* out;                 // [n_head, head_dim]
   float* scratch;             // caller-provided, at least attention_scratch_floats(head_dim) floats
+  int32_t head_begin = 0;     // compute query heads [head_begin, head_end) only (threads split here; -1: n_head)
+  int32_t head_end = -1;
 };
 
 int64_t attention_scratch_floats(int32_t head_dim);
