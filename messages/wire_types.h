@@ -1,0 +1,107 @@
+// Plain C++ forms of every frame lime sends (mirrors messages/lime.capnp). Actors exchange these; only the codec
+// (messages/codec.h) touches Cap'n Proto.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "runtime/forward.h"
+#include "runtime/sampler.h"
+
+namespace lime::msg {
+
+constexpr uint16_t k_protocol_version = 1;
+
+struct seq_sampling {
+  int32_t seq_id = 0;
+  sampling_params params;
+  uint64_t checksum = 0;          // chain before this token
+  std::vector<int32_t> history;   // repetition-penalty window, oldest first
+  bool ignore_eog = false;
+};
+
+struct micro_batch_msg {
+  uint64_t batch_id = 0;
+  int32_t first_layer = 0;
+  micro_batch batch;                   // tokens (first_layer == 0) or embd [n, n_embd]; pos, seq, want_logits
+  int32_t n_embd = 0;                  // row width of batch.embd
+  std::vector<seq_sampling> sampling;  // one per row with want_logits, in row order
+};
+
+struct sampled_token {
+  int32_t seq_id = 0;
+  int32_t position = 0;
+  int32_t token = 0;
+  uint64_t checksum = 0;  // chain after this token
+};
+struct sampled_tokens {
+  uint64_t batch_id = 0;
+  std::vector<sampled_token> tokens;
+};
+
+struct prefetch_request { int32_t group = 0, layer_lo = 0, layer_hi = 0; };
+struct prefetch_ready { int32_t group = 0; bool ok = true; std::string message; };
+
+enum class pressure_level : uint8_t { low = 0, normal = 1, high = 2 };
+struct memory_pressure {
+  std::string node;
+  uint64_t kv_bytes_used = 0, kv_bytes_limit = 0;
+  pressure_level level = pressure_level::normal;
+};
+
+struct layer_group_msg { int32_t layer_lo = 0, layer_hi = 0; std::string node; };
+struct node_address { std::string name, host; uint16_t port = 0; };
+struct assignment {
+  std::vector<layer_group_msg> groups;  // pipeline order
+  std::vector<node_address> nodes;
+  uint64_t model_id = 0;
+  std::string head;
+};
+struct node_profile {
+  std::string name;
+  uint64_t mem_budget = 0;
+  double compute_rate = 0, storage_read_rate = 0;
+  node_address listen;
+  uint64_t model_id = 0;
+};
+struct heartbeat { uint64_t sequence = 0, sent_nanos = 0; };
+
+struct chat_turn { std::string role, content; };
+struct generation_request {
+  uint64_t request_id = 0;
+  std::vector<chat_turn> messages;
+  sampling_params params;
+  int32_t n_predict = -1;
+  bool raw = false, ignore_eos = false, want_checksum = false;
+};
+struct token_stream { uint64_t request_id = 0; std::vector<int32_t> tokens; std::string text; };
+struct generation_done {
+  uint64_t request_id = 0;
+  std::string finish_reason;
+  int32_t n_prompt = 0, n_generated = 0;
+  uint64_t checksum = 0;
+  double prompt_seconds = 0, gen_seconds = 0;
+};
+struct cancel_request { uint64_t request_id = 0; };
+struct error_report { uint64_t request_id = 0; std::string code, message; };
+
+enum class peer_role : uint8_t { node = 0, client = 1 };
+struct hello { std::string node_name; peer_role role = peer_role::node; std::vector<uint8_t> nonce; };
+struct auth { std::vector<uint8_t> mac; };
+struct seq_free { std::vector<int32_t> seq_ids; };
+
+using body = std::variant<hello, auth, heartbeat, micro_batch_msg, sampled_tokens, prefetch_request, prefetch_ready,
+                          memory_pressure, assignment, node_profile, generation_request, token_stream,
+                          generation_done, cancel_request, error_report, seq_free>;
+
+struct frame {
+  uint16_t version = k_protocol_version;
+  uint64_t epoch = 0;
+  body content;
+};
+
+// Short name of a frame's kind ("micro_batch", "heartbeat", ...) for logs, counters and fault rules.
+const char* frame_kind(const frame& f);
+
+}  // namespace lime::msg
