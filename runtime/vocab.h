@@ -19,6 +19,7 @@ struct vocab {
   vocab_kind kind = vocab_kind::none;
   std::string model;  // tokenizer.ggml.model: "llama", "gpt2", "bert", ...
   std::string pre;    // tokenizer.ggml.pre: "default", "llama-bpe", "deepseek-llm", ...
+  std::string name;   // general.name, may be empty (a few per-model tokenizer quirks key on it, e.g. phi-3)
   std::vector<std::string> tokens;
   std::vector<float> scores;          // empty when absent
   std::vector<token_attr> types;      // empty when absent (all normal)
@@ -27,6 +28,7 @@ struct vocab {
   int32_t bos = -1, eos = -1, eot = -1, eom = -1, unk = -1, pad = -1, sep = -1, mask = -1;
   bool add_bos = false;
   bool add_eos = false;
+  bool add_sep = false;          // tokenizer.ggml.add_sep_token; bert appends [SEP] after the text
   bool add_space_prefix = true;  // SPM dummy prefix
   std::string chat_template;     // tokenizer.chat_template, may be empty
 

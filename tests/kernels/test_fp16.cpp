@@ -111,7 +111,8 @@ TEST(Fp16, NamedCases) {
   EXPECT_TRUE(half_is_nan(fp32_to_fp16(std::numeric_limits<float>::quiet_NaN())));
 }
 
-#if defined(__FLT16_MANT_DIG__) && (defined(__x86_64__) || defined(__aarch64__))
+#if defined(__FLT16_MANT_DIG__) && (defined(__x86_64__) || (defined(__aarch64__) && (defined(__clang__) || __GNUC__ >= 13)))
+// (GCC accepts _Float16 in C++ on aarch64 only from version 13.)
 // The compiler's _Float16 conversion (IEEE round to nearest even) as an oracle on random floats of all magnitudes.
 TEST(Fp16, MatchesCompilerFloat16OnRandomFloats) {
   std::mt19937 rng(1234);
