@@ -1,30 +1,9 @@
 // Conversation state and turn handling for lime-chat (template and plain-completion modes).
 #include "runtime/chat.h"
 
+#include "runtime/utf8.h"
+
 namespace lime {
-namespace {
-
-// Strict UTF-8 check (no overlongs, no surrogates, nothing above U+10FFFF).
-bool valid_utf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return false;
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    for (size_t k = 1; k < len; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
-
-}  // namespace
 
 chat_session::chat_session(session& s, const tokenizer& tok, chat_options opts)
     : session_(&s), tok_(&tok), opts_(std::move(opts)) {
@@ -62,7 +41,7 @@ result<std::vector<int32_t>> chat_session::conversation_tokens() {
 
 result<generation_stats> chat_session::turn(const std::string& user_text, const std::function<bool(const std::string&)>& on_text,
                                             const std::atomic<bool>* cancel) {
-  if (!valid_utf8(user_text)) return make_error(errc::invalid_argument, "the message is not valid UTF-8");
+  if (!utf8_valid(user_text)) return make_error(errc::invalid_argument, "the message is not valid UTF-8");
   if (template_mode() && user_text.empty()) return make_error(errc::invalid_argument, "empty message");
   const size_t n_messages = messages_.size();
   const size_t text_len = text_.size();

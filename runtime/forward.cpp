@@ -29,7 +29,7 @@ forward_pass::forward_pass(const model& m, layer_range range, kv_cache& kv, thre
 void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, float* y) {
   pool_->parallel_for(w.n_rows, [&](int64_t begin, int64_t end, int) {
     cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), y, begin, end};
-    cpu::matmul_ref(a);  // shapes were validated when the model was loaded
+    cpu::matmul(a);  // the fastest variant; bitwise equal to matmul_ref. Shapes were validated at load.
   });
 }
 
@@ -90,7 +90,7 @@ void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
 
   // --- norm, q/k/v projections, rope
   for (size_t i = 0; i < n; ++i)
-    cpu::rmsnorm_ref(&x_[i * n_embd], static_cast<const float*>(w.attn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
+    cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.attn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
   matmul(w.wq, cur_.data(), n, q_.data());
   matmul(w.wk, cur_.data(), n, k_.data());
   matmul(w.wv, cur_.data(), n, v_.data());
@@ -141,7 +141,7 @@ void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
       a.scratch = &attn_scratch_[static_cast<size_t>(t) * static_cast<size_t>(scratch_floats)];
       a.head_begin = h0;
       a.head_end = h1;
-      cpu::attention_ref(a);
+      cpu::attention(a);
       item += h1 - h0;
     }
   });
@@ -156,10 +156,10 @@ void forward_pass::ffn_block(int32_t layer, size_t n) {
   const layer_weights& w = model_->layer(layer);
   const int64_t n_embd = hp.n_embd, n_ff = hp.n_ff;
   for (size_t i = 0; i < n; ++i)
-    cpu::rmsnorm_ref(&x_[i * n_embd], static_cast<const float*>(w.ffn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
+    cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.ffn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
   matmul(w.w_gate, cur_.data(), n, gate_.data());
   matmul(w.w_up, cur_.data(), n, up_.data());
-  cpu::swiglu_ref(gate_.data(), up_.data(), gate_.data(), static_cast<int64_t>(n) * n_ff);
+  cpu::swiglu(gate_.data(), up_.data(), gate_.data(), static_cast<int64_t>(n) * n_ff);
   matmul(w.w_down, gate_.data(), n, proj_.data());
   for (size_t i = 0; i < n * static_cast<size_t>(n_embd); ++i) x_[i] = x_[i] + proj_[i];
 }
@@ -172,7 +172,7 @@ void forward_pass::output_head(const micro_batch& b, forward_output& out) {
     if (!b.want_logits[i]) continue;
     // Compact the rows that want logits into cur_ (row r of cur_ = batch row logit_rows[r]).
     const size_t r = out.logit_rows.size();
-    cpu::rmsnorm_ref(&x_[i * n_embd], static_cast<const float*>(model_->output_norm().data), &cur_[r * n_embd], n_embd, hp.rms_eps);
+    cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(model_->output_norm().data), &cur_[r * n_embd], n_embd, hp.rms_eps);
     out.logit_rows.push_back(static_cast<int32_t>(i));
   }
   out.logits.resize(out.logit_rows.size() * static_cast<size_t>(hp.n_vocab));

@@ -40,4 +40,7 @@ int64_t attention_scratch_floats(int32_t head_dim);
 //   l = fma(l_c, w_c, l)); O[d] = sequential O[d] = fma(o_c[d], w_c, O[d]); out[d] = O[d] / L.
 kstatus attention_ref(const attention_args& a);
 
+// The fastest variant this CPU runs (kernels/cpu/isa.h); bitwise equal to attention_ref.
+kstatus attention(const attention_args& a);
+
 }  // namespace lime::cpu

@@ -25,4 +25,7 @@ struct matmul_args {
 // canonical lanes. Never materializes more than one block of fp32 weights.
 kstatus matmul_ref(const matmul_args& a);
 
+// The fastest variant this CPU runs (kernels/cpu/isa.h); bitwise equal to matmul_ref.
+kstatus matmul(const matmul_args& a);
+
 }  // namespace lime::cpu

@@ -1,0 +1,108 @@
+// lime-bench: prints kernel and generation benchmarks (runtime/bench.h). `kernels` measures the roofline and
+// matvec/matmul per type at real shapes; `generate` prints a llama-bench-style table for a model file.
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "runtime/bench.h"
+
+namespace {
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: lime-bench kernels [--types f32,q4_0,...] [--shapes stories110M,llama-3.2-1b] [--batches 16,64,512]\n"
+               "                          [-t THREADS] [--stream-mib N] [--max-gflop F] [--bw-mib N]\n"
+               "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [--bw-mib N]\n");
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+bool to_int(const std::string& s, long long lo, long long hi, long long* v) {
+  char* end = nullptr;
+  *v = std::strtoll(s.c_str(), &end, 10);
+  return !s.empty() && !*end && *v >= lo && *v <= hi;
+}
+
+bool to_ints(const std::string& s, std::vector<int32_t>* out) {
+  for (const std::string& p : split(s)) {
+    long long v = 0;
+    if (!to_int(p, 1, 1 << 20, &v)) return false;
+    out->push_back(static_cast<int32_t>(v));
+  }
+  return !out->empty();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace lime;
+  if (argc < 2) { usage(); return 2; }
+  const std::string cmd = argv[1];
+  bench_kernels_options ko;
+  bench_generate_options go;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) { std::fprintf(stderr, "error: %s needs a value\n", a.c_str()); return 2; }
+    const std::string v = argv[++i];
+    long long n = 0;
+    bool ok = true;
+    if (a == "-t" || a == "--threads") {
+      ok = to_int(v, 1, 4096, &n);
+      ko.n_threads = go.n_threads = static_cast<int>(n);
+    } else if (a == "--bw-mib") {
+      ok = to_int(v, 16, 1 << 20, &n);
+      ko.bw_buffer_bytes = go.bw_buffer_bytes = static_cast<uint64_t>(n) << 20;
+    } else if (cmd == "kernels" && a == "--types") {
+      for (const std::string& t : split(v)) {
+        tensor_type tt;
+        if (!tensor_type_from_name(t.c_str(), &tt)) { std::fprintf(stderr, "error: unknown type '%s'\n", t.c_str()); return 2; }
+        ko.types.push_back(tt);
+      }
+    } else if (cmd == "kernels" && a == "--shapes") {
+      ko.shapes = split(v);
+    } else if (cmd == "kernels" && a == "--batches") {
+      ok = to_ints(v, &ko.batches);
+    } else if (cmd == "kernels" && a == "--stream-mib") {
+      ok = to_int(v, 1, 1 << 20, &n);
+      ko.stream_bytes = static_cast<uint64_t>(n) << 20;
+    } else if (cmd == "kernels" && a == "--max-gflop") {
+      ko.max_gflop = std::strtod(v.c_str(), nullptr);
+      ok = ko.max_gflop > 0;
+    } else if (cmd == "generate" && (a == "-m" || a == "--model")) {
+      go.model_path = v;
+    } else if (cmd == "generate" && (a == "-p" || a == "--n-prompt")) {
+      ok = to_ints(v, &go.n_prompt);
+    } else if (cmd == "generate" && (a == "-n" || a == "--n-gen")) {
+      ok = to_int(v, 0, 1 << 20, &n);
+      go.n_gen = static_cast<int32_t>(n);
+    } else if (cmd == "generate" && (a == "-r" || a == "--repetitions")) {
+      ok = to_int(v, 1, 1000, &n);
+      go.reps = static_cast<int32_t>(n);
+    } else {
+      std::fprintf(stderr, "error: unknown argument '%s' for '%s'\n", a.c_str(), cmd.c_str());
+      usage();
+      return 2;
+    }
+    if (!ok) { std::fprintf(stderr, "error: bad value '%s' for %s\n", v.c_str(), a.c_str()); return 2; }
+  }
+  status st;
+  if (cmd == "kernels") {
+    st = bench_kernels(ko, stdout);
+  } else if (cmd == "generate") {
+    if (go.model_path.empty()) { std::fprintf(stderr, "error: -m MODEL is required\n"); return 2; }
+    st = bench_generate(go, stdout);
+  } else {
+    usage();
+    return 2;
+  }
+  if (!st) { std::fprintf(stderr, "error: %s\n", st.err().message.c_str()); return 1; }
+  return 0;
+}

@@ -1,0 +1,29 @@
+// AVX2+FMA+F16C matmul: routes each weight type to its kernel group (float types here, legacy quants in
+// matmul_legacy_avx2.cpp, K-quants in matmul_kquants_avx2.cpp). Bitwise equal to matmul_ref.
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/x86/matmul_tile.h"
+#include "kernels/cpu/x86/matmul_x86.h"
+#include "kernels/cpu/x86/vec16_avx2.h"
+
+namespace lime::cpu {
+
+kstatus matmul_float_avx2(const matmul_args& a) { return tile::run_float<vec16_avx2>(a); }
+
+kstatus matmul_avx2(const matmul_args& a) {
+  switch (a.w_type) {
+    case tensor_type::f32:
+    case tensor_type::f16:
+    case tensor_type::bf16: return matmul_float_avx2(a);
+    case tensor_type::q8_0:
+    case tensor_type::q4_0:
+    case tensor_type::q4_1:
+    case tensor_type::q5_0:
+    case tensor_type::q5_1: return matmul_legacy_avx2(a);
+    case tensor_type::q4_k:
+    case tensor_type::q5_k:
+    case tensor_type::q6_k: return matmul_kquant_avx2(a);
+    default: return kstatus::unsupported_type;
+  }
+}
+
+}  // namespace lime::cpu

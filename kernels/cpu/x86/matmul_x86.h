@@ -1,0 +1,24 @@
+// Internal entry points of the x86 matmul variants (kernels/cpu/x86/*.cpp), one per type group and ISA.
+// Each returns unsupported_type for a type it has no kernel for; matmul_avx2/matmul_avx512 (kernels/cpu/isa.h)
+// route by type to these. All are bitwise equal to matmul_ref (canonical order, kernels/cpu/canonical.h).
+#pragma once
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/status.h"
+
+namespace lime::cpu {
+
+// K-quants: q4_k, q5_k, q6_k (kernels/cpu/x86/matmul_kquants_avx2.cpp / _avx512.cpp).
+kstatus matmul_kquant_avx2(const matmul_args& a);
+kstatus matmul_kquant_avx512(const matmul_args& a);
+
+// Float weights: f32, f16, bf16 (defined in kernels/cpu/x86/matmul_avx2.cpp / matmul_avx512.cpp).
+kstatus matmul_float_avx2(const matmul_args& a);
+kstatus matmul_float_avx512(const matmul_args& a);
+
+// Legacy 32-element block quants: q8_0, q4_0, q4_1, q5_0, q5_1
+// (kernels/cpu/x86/matmul_legacy_avx2.cpp / _avx512.cpp).
+kstatus matmul_legacy_avx2(const matmul_args& a);
+kstatus matmul_legacy_avx512(const matmul_args& a);
+
+}  // namespace lime::cpu

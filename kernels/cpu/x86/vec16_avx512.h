@@ -1,0 +1,74 @@
+// 16-lane fp32 vector traits for AVX-512 F/BW/VL/DQ (one zmm), the V of matmul_tile.h.
+// Include only from *_avx512.cpp: everything is in an unnamed namespace, so each such file owns a private copy
+// compiled with its flags and nothing here can be merged into code that runs on CPUs without AVX-512.
+#pragma once
+// GCC 12's AVX-512 headers build "undefined" vectors as `__Y = __Y`, which -Wuninitialized flags once inlined
+// (a known false positive). Silenced for the header's own lines, so include this file before <immintrin.h>.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace lime::cpu {
+namespace {
+
+struct vec16_avx512 {
+  using f = __m512;
+
+  // Tile shapes (rows x columns of (row, col) accumulators, one zmm each; 32 zmm registers in all).
+  static constexpr int max_cols = 6;
+  static constexpr int rows_for(int cols) { return cols <= 2 ? 8 : cols <= 4 ? 6 : 4; }
+
+  static f zero() { return _mm512_setzero_ps(); }
+  static f set1(float v) { return _mm512_set1_ps(v); }
+  static f load_f32(const void* p) { return _mm512_loadu_ps(p); }
+  static f load_f16(const void* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(static_cast<const __m256i*>(p))); }
+  // bf16 -> fp32 is the 16 bits placed on top of a zero low half (exact, as bf16_to_fp32).
+  static f load_bf16(const void* p) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(static_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+
+  static f fma(f a, f b, f c) { return _mm512_fmadd_ps(a, b, c); }
+  // fma on lanes 0..n-1 (1 <= n <= 15); the other lanes keep c exactly (the canonical masked tail).
+  static f fma_first(f a, f b, f c, int n) {
+    return _mm512_mask3_fmadd_ps(a, b, c, static_cast<__mmask16>((1u << n) - 1u));
+  }
+  static f mul(f a, f b) { return _mm512_mul_ps(a, b); }
+  static f add(f a, f b) { return _mm512_add_ps(a, b); }
+  static f sub(f a, f b) { return _mm512_sub_ps(a, b); }
+
+  // Integer sources, converted exactly: 16 int8; low / high nibbles of 16 bytes; 5-bit values whose bit 4 for
+  // element i is bit i of bits16.
+  static f i8(const void* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))));
+  }
+  static __m512i bytes16(const void* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+  static f u4_lo(const void* p) { return _mm512_cvtepi32_ps(_mm512_and_si512(bytes16(p), _mm512_set1_epi32(15))); }
+  static f u4_hi(const void* p) { return _mm512_cvtepi32_ps(_mm512_srli_epi32(bytes16(p), 4)); }
+  static f u5_lo(const void* p, uint32_t bits16) {
+    const __m512i q = _mm512_and_si512(bytes16(p), _mm512_set1_epi32(15));
+    return _mm512_cvtepi32_ps(_mm512_mask_or_epi32(q, static_cast<__mmask16>(bits16), q, _mm512_set1_epi32(16)));
+  }
+  static f u5_hi(const void* p, uint32_t bits16) {
+    const __m512i q = _mm512_srli_epi32(bytes16(p), 4);
+    return _mm512_cvtepi32_ps(_mm512_mask_or_epi32(q, static_cast<__mmask16>(bits16), q, _mm512_set1_epi32(16)));
+  }
+  static float half_to_float(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
+
+  // Canonical fold: high 256 bits onto the low, then 128, 64, 32.
+  static float fold(f a) {
+    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    const __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+  }
+};
+
+}  // namespace
+}  // namespace lime::cpu

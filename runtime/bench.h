@@ -1,0 +1,73 @@
+// Benchmarks that print figures a reader can compare (they assert nothing): the machine's measured roofline
+// (streaming read bandwidth, fp32 FMA peak), matvec/matmul per weight type at real model shapes, and
+// llama-bench-style prompt/generation throughput of a model file. Used by apps/lime_bench.cpp.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/tensor_type.h"
+#include "runtime/result.h"
+#include "runtime/thread_pool.h"
+
+namespace lime {
+
+// --- roofline (bench_roofline.cpp)
+
+// Streaming read bandwidth in GB/s (1e9 bytes/s): `pool` reads buf[0, n) split in n_threads() contiguous parts
+// (each summed with wide integer adds), best of `reps` runs. buf should be much larger than the last-level cache.
+double bench_read_bandwidth(thread_pool& pool, const uint8_t* buf, uint64_t n, int reps);
+
+// fp32 FMA peak in GFLOP/s (an FMA counts 2 flops): every thread of `pool` runs a register-only loop of independent
+// FMA chains with the widest vectors of variant `i` (ref: 4-wide SSE-style mul + add, which is what a
+// baseline build can issue), best of `reps` runs.
+double bench_fma_peak(thread_pool& pool, cpu::isa i, int reps);
+
+struct machine_roofline {
+  int n_threads = 1;
+  cpu::isa isa = cpu::isa::ref;  // cpu::isa_best(): the variant the kernels use
+  double bw_1t = 0, bw_all = 0;    // GB/s
+  double fma_1t = 0, fma_all = 0;  // GFLOP/s with `isa`
+  uint64_t buffer_bytes = 0;
+};
+// Measures both with 1 thread and with n_threads (buffer_bytes of memory, first touched outside the timing).
+machine_roofline bench_measure_roofline(int n_threads, uint64_t buffer_bytes);
+void bench_print_roofline(const machine_roofline& r, FILE* out);
+
+// --- kernels (bench_kernels.cpp)
+
+struct bench_kernels_options {
+  std::vector<tensor_type> types;       // empty: f32 f16 bf16 q8_0 q4_0 q4_k q6_k
+  std::vector<std::string> shapes;      // model_shapes() names; empty: stories110M, llama-3.2-1b
+  std::vector<int32_t> batches;         // matmul batch sizes; empty: 16, 64, 512
+  int n_threads = 0;                    // 0: all online CPUs
+  uint64_t stream_bytes = 512ull << 20; // matvec weights cycle through copies filling this much memory
+  double max_gflop = 4.0;               // matmul: computes a leading subset of rows when a call would exceed it
+  uint64_t bw_buffer_bytes = 1ull << 30;
+};
+// Prints the roofline, then `op | type | shape | threads | ms | GB/s | GFLOP/s | % of roofline | % of FMA peak`
+// rows: matvec of each shape's attn_q, ffn_up, ffn_down and output matrices (1 thread and all threads; roofline =
+// measured bandwidth of that many threads), and matmul of ffn_up at each batch (all threads; roofline time =
+// max(bytes / bandwidth, flops / FMA peak)).
+// Errors: invalid_argument (unknown shape, a type lime cannot compute or a shape its blocks do not divide).
+status bench_kernels(const bench_kernels_options& o, FILE* out);
+
+// --- generation (bench_generate.cpp)
+
+struct bench_generate_options {
+  std::string model_path;
+  int n_threads = 0;                 // 0: all online CPUs
+  std::vector<int32_t> n_prompt;     // empty: 128, 512
+  int32_t n_gen = 128;               // 0: no tg test
+  int32_t reps = 3;
+  uint64_t seed = 1;                 // prompt token ids are drawn from it
+  uint64_t bw_buffer_bytes = 1ull << 30;
+};
+// Prints llama-bench's markdown table (model | size | params | backend | threads | test | t/s) with the median of
+// `reps` runs ± the standard deviation, each run on a fresh KV cache, then the weight bytes read per generated
+// token and the tg figure as a % of the bandwidth roofline. Errors: those of model::load and session.
+status bench_generate(const bench_generate_options& o, FILE* out);
+
+}  // namespace lime

@@ -1,0 +1,152 @@
+// lime-bench generate: prompt processing (ppN) and generation (tgN) throughput of a model through session, printed
+// as llama-bench's markdown table so the two can be read side by side, plus the tg bandwidth roofline.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "runtime/bench.h"
+#include "runtime/model.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+#include "runtime/vocab.h"
+
+namespace lime {
+namespace {
+
+struct test_result {
+  std::string name;       // "pp512", "tg128"
+  std::vector<double> ts;  // tokens/s of each run
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double stddev(const std::vector<double>& v) {
+  if (v.size() < 2) return 0.0;
+  double mean = 0;
+  for (double x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  double ss = 0;
+  for (double x : v) ss += (x - mean) * (x - mean);
+  return std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+
+// "llama 1B Q4_K - Medium" in llama-bench's style: architecture, size class from the parameter count, file type.
+std::string model_label(const model& m, uint64_t n_params) {
+  const gguf_file& f = m.file();
+  const uint32_t ft = f.get_or<uint32_t>("general.file_type", 0xffffffffu);
+  const char* names[][2] = {{"0", "all F32"}, {"1", "F16"}, {"2", "Q4_0"}, {"3", "Q4_1"}, {"7", "Q8_0"},
+                            {"8", "Q5_0"}, {"9", "Q5_1"}, {"15", "Q4_K - Medium"}, {"17", "Q5_K - Medium"},
+                            {"18", "Q6_K"}, {"32", "BF16"}};
+  std::string type = "?";
+  for (const auto& n : names)
+    if (std::to_string(ft) == n[0]) type = n[1];
+  char size[32];
+  const double p = static_cast<double>(n_params);
+  if (p < 1e9) std::snprintf(size, sizeof(size), "%.0fM", p * 1e-6);
+  else std::snprintf(size, sizeof(size), "%.0fB", p * 1e-9);
+  return m.hparams().arch + " " + size + " " + type;
+}
+
+uint64_t count_params(const gguf_file& f) {
+  uint64_t n = 0;
+  for (const gguf_tensor_info& t : f.tensors()) n += static_cast<uint64_t>(t.n_elements());
+  return n;
+}
+
+}  // namespace
+
+status bench_generate(const bench_generate_options& opts, FILE* out) {
+  bench_generate_options o = opts;
+  if (o.n_prompt.empty()) o.n_prompt = {128, 512};
+  if (o.reps < 1) o.reps = 1;
+  LIME_TRY(model m, model::load(o.model_path));
+  const model_hparams& hp = m.hparams();
+  vocab voc;
+  if (auto v = vocab_load(m.file()); v.ok()) voc = std::move(v.value());  // only for end-of-generation ids
+
+  session_config cfg;
+  cfg.n_threads = o.n_threads;
+  int32_t need = o.n_gen + 1;
+  for (int32_t p : o.n_prompt) need = std::max(need, p);
+  cfg.n_ctx = need;
+  cfg.n_batch = 512;
+  LIME_TRY(std::unique_ptr<session> s, session::create(m, voc, cfg));
+
+  // Prompt ids drawn uniformly from the vocabulary (speed does not depend on which tokens they are).
+  auto prompt_of = [&](int32_t n, uint64_t run) {
+    std::vector<int32_t> p(static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; ++i)
+      p[static_cast<size_t>(i)] = static_cast<int32_t>(rng_uniform(o.seed + run, static_cast<uint64_t>(i)) * static_cast<float>(hp.n_vocab)) % hp.n_vocab;
+    return p;
+  };
+
+  // Warm-up (not counted): pages the weights in and sizes the scratch buffers.
+  s->reset();
+  {
+    auto warm = s->eval_logits(prompt_of(std::min<int32_t>(16, need), 999));
+    if (!warm) return warm.err();
+  }
+
+  std::vector<test_result> results;
+  for (int32_t p : o.n_prompt) {
+    test_result r{"pp" + std::to_string(p), {}};
+    for (int32_t rep = 0; rep < o.reps; ++rep) {
+      s->reset();  // fresh KV: nothing to reuse
+      const std::vector<int32_t> prompt = prompt_of(p, static_cast<uint64_t>(rep));
+      sampling_params sp;
+      sp.temperature = 0.f;
+      LIME_TRY(generation_stats st, s->generate(prompt, sp, 0, nullptr, nullptr, true));
+      r.ts.push_back(static_cast<double>(p) / st.prompt_seconds);
+    }
+    results.push_back(r);
+  }
+  if (o.n_gen > 0) {
+    test_result r{"tg" + std::to_string(o.n_gen), {}};
+    for (int32_t rep = 0; rep < o.reps; ++rep) {
+      s->reset();
+      sampling_params sp;
+      sp.temperature = 0.f;
+      // One prompt token then n_gen - 1 decodes: n_gen forward passes of one token each, as llama-bench's tg.
+      LIME_TRY(generation_stats st, s->generate(prompt_of(1, 100 + static_cast<uint64_t>(rep)), sp, o.n_gen, nullptr, nullptr, true));
+      r.ts.push_back(static_cast<double>(o.n_gen) / (st.prompt_seconds + st.gen_seconds));
+    }
+    results.push_back(r);
+  }
+
+  const uint64_t n_params = count_params(m.file());
+  uint64_t size = 0;
+  for (const gguf_tensor_info& t : m.file().tensors()) size += t.n_bytes;
+  const std::string label = model_label(m, n_params);
+  std::fprintf(out, "model: %s\nkernel isa: %s\n\n", m.describe().c_str(), cpu::isa_name(cpu::isa_best()));
+  std::fprintf(out, "| model                          |       size |     params | backend    | threads |            test |                  t/s |\n");
+  std::fprintf(out, "| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | -------------------: |\n");
+  for (const test_result& r : results) {
+    char sz[32], pr[32], ts[48];
+    std::snprintf(sz, sizeof(sz), "%.2f MiB", static_cast<double>(size) / (1024.0 * 1024.0));
+    if (n_params < 1000000000ull) std::snprintf(pr, sizeof(pr), "%.2f M", static_cast<double>(n_params) * 1e-6);
+    else std::snprintf(pr, sizeof(pr), "%.2f B", static_cast<double>(n_params) * 1e-9);
+    std::snprintf(ts, sizeof(ts), "%.2f ± %.2f", median(r.ts), stddev(r.ts));
+    // "±" is two bytes in one column: one more byte of width keeps the column aligned.
+    std::fprintf(out, "| %-30s | %10s | %10s | %-10s | %7d | %15s | %21s |\n", label.c_str(), sz, pr, "CPU",
+                 s->n_threads(), r.name.c_str(), ts);
+  }
+
+  if (o.n_gen > 0) {
+    // Bytes one decoded token reads: every layer's weights, the final norm and the head, plus one embedding row.
+    const weight_view& e = m.tok_embd();
+    const uint64_t per_token = m.weight_bytes() - (m.tied_embeddings() ? 0 : e.n_bytes) + e.n_bytes / static_cast<uint64_t>(e.n_rows);
+    const machine_roofline roof = bench_measure_roofline(s->n_threads(), o.bw_buffer_bytes);
+    const double roof_ts = roof.bw_all * 1e9 / static_cast<double>(per_token);
+    const double tg = median(results.back().ts);
+    std::fprintf(out, "\ntg: %.2f MiB of weights read per token; read bandwidth %.1f GB/s (%d threads) -> roofline %.2f t/s; "
+                 "measured %.2f t/s = %.1f%% of roofline\n",
+                 static_cast<double>(per_token) / (1024.0 * 1024.0), roof.bw_all, roof.n_threads, roof_ts, tg, 100.0 * tg / roof_ts);
+  }
+  return {};
+}
+
+}  // namespace lime

@@ -1,0 +1,354 @@
+// SIMD matmul variants (kernels/cpu/isa.h, kernels/cpu/x86/) against matmul_ref: bitwise equality for every
+// float and legacy-quant type over K tails, column counts and row ranges; batch invariance; inf/NaN; raw random
+// blocks (odd scales); argument checks; the dispatcher. The shared SIMD body also runs with a scalar stand-in
+// for the vector traits (tests/kernels/vec16_emu.h) in the AVX2 and AVX-512 tile shapes, on any CPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quants.h"
+#include "kernels/cpu/x86/matmul_tile.h"
+#include "tests/kernels/vec16_emu.h"
+
+namespace lime::cpu {
+namespace {
+
+using kernel_fn = std::function<kstatus(const matmul_args&)>;
+
+struct variant {
+  std::string name;
+  kernel_fn fn;
+};
+
+using emu_avx2_shape = test::vec16_emu<3, 2, 2, 2>;    // rows_for(1) is 4 in avx2: both get covered
+using emu_avx512_shape = test::vec16_emu<6, 8, 6, 4>;  // the zmm tile shapes of vec16_avx512
+using emu_matvec_shape = test::vec16_emu<1, 4, 4, 4>;
+
+kstatus emu_run(const matmul_args& a, int shape) {
+  kstatus st = shape == 0   ? tile::run_float<emu_avx2_shape>(a)
+               : shape == 1 ? tile::run_float<emu_avx512_shape>(a)
+                            : tile::run_float<emu_matvec_shape>(a);
+  if (st != kstatus::unsupported_type) return st;
+  return shape == 0 ? tile::run_legacy<emu_avx2_shape>(a)
+         : shape == 1 ? tile::run_legacy<emu_avx512_shape>(a)
+                      : tile::run_legacy<emu_matvec_shape>(a);
+}
+
+// A variant by name: a real ISA (empty fn when this CPU or build lacks it) or the emulated body in a tile shape.
+variant find_variant(const std::string& name) {
+  for (isa i : {isa::avx2, isa::avx512, isa::neon}) {
+    if (name != isa_name(i)) continue;
+    if (!isa_available(i)) return {name, nullptr};
+    return {name, [i](const matmul_args& a) { return matmul_with(i, a); }};
+  }
+  const int shape = name == "emu_avx2_shape" ? 0 : name == "emu_avx512_shape" ? 1 : 2;
+  return {name, [shape](const matmul_args& a) { return emu_run(a, shape); }};
+}
+
+class matmul_simd : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    v_ = find_variant(GetParam());
+    if (!v_.fn) GTEST_SKIP() << GetParam() << " is not available on this CPU/build";
+  }
+  variant v_;
+};
+
+const tensor_type k_types[] = {tensor_type::f32,  tensor_type::f16,  tensor_type::bf16, tensor_type::q8_0,
+                               tensor_type::q4_0, tensor_type::q4_1, tensor_type::q5_0, tensor_type::q5_1};
+
+bool is_float(tensor_type t) { return tensor_type_traits(t).block_elems == 1; }
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// n_rows rows of K weights of type t, quantized from random floats.
+std::vector<uint8_t> random_weights(tensor_type t, int64_t n_rows, int64_t k, uint32_t seed) {
+  const std::vector<float> wf = random_floats(static_cast<size_t>(n_rows * k), seed, -2.f, 2.f);
+  const size_t rb = tensor_row_bytes(t, k);
+  std::vector<uint8_t> w(rb * static_cast<size_t>(n_rows) + 1);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    EXPECT_EQ(quantize_row(t, &wf[static_cast<size_t>(r * k)], &w[rb * static_cast<size_t>(r)], k), kstatus::ok);
+  }
+  return w;
+}
+
+matmul_args make_args(tensor_type t, const void* w, int64_t n_rows, int64_t k, const float* x, int64_t n_cols,
+                      float* y, int64_t r0, int64_t r1) {
+  matmul_args a;
+  a.w_type = t;
+  a.w = w;
+  a.n_rows = n_rows;
+  a.k = k;
+  a.x = x;
+  a.n_cols = n_cols;
+  a.y = y;
+  a.row_begin = r0;
+  a.row_end = r1;
+  return a;
+}
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// Bitwise equal, except that any two NaNs match (the payload of a NaN from two NaN operands is not part of
+// the canonical order; the reference itself leaves it to the compiler's operand order).
+bool same(float a, float b) { return bits(a) == bits(b) || (std::isnan(a) && std::isnan(b)); }
+
+constexpr float k_sentinel = -12345.5f;
+
+// Runs fn and matmul_ref on the same inputs; expects identical y (sentinels outside the row range included).
+void expect_equal_to_ref(const variant& v, tensor_type t, const uint8_t* w, int64_t n_rows, int64_t k,
+                         const float* x, int64_t n_cols, int64_t r0, int64_t r1, bool nan_equal = false) {
+  // One extra element: an empty y must still be a valid pointer, and nothing may be written past the end.
+  std::vector<float> want(static_cast<size_t>(n_cols * n_rows) + 1, k_sentinel), got = want;
+  ASSERT_EQ(matmul_ref(make_args(t, w, n_rows, k, x, n_cols, want.data(), r0, r1)), kstatus::ok);
+  ASSERT_EQ(v.fn(make_args(t, w, n_rows, k, x, n_cols, got.data(), r0, r1)), kstatus::ok);
+  if (!nan_equal) {
+    ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+        << v.name << " " << tensor_type_name(t) << " k=" << k << " n_cols=" << n_cols << " rows=[" << r0 << ","
+        << r1 << ")";
+    return;
+  }
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_TRUE(same(want[i], got[i])) << v.name << " " << tensor_type_name(t) << " k=" << k << " i=" << i
+                                       << " ref=" << want[i] << " got=" << got[i];
+  }
+}
+
+TEST_P(matmul_simd, every_type_shape_and_row_range_equals_reference) {
+  const int64_t n_rows = 37;  // crosses one 24-row strip, leaves tile remainders for every tile height
+  for (tensor_type t : k_types) {
+    std::vector<int64_t> ks = {32, 64, 256, 768, 4096};
+    if (is_float(t)) ks.insert(ks.end(), {1, 7, 17, 172, 1000});
+    for (int64_t k : ks) {
+      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 11 + static_cast<uint32_t>(k));
+      const std::vector<float> x = random_floats(static_cast<size_t>(64 * k), 7 + static_cast<uint32_t>(k));
+      for (int64_t n_cols : {1, 2, 7, 16, 64}) {
+        if (k == 4096 && n_cols == 64) continue;  // the reference alone would dominate the suite's time
+        {
+          const variant& v = v_;
+          for (auto rr : {std::pair<int64_t, int64_t>{0, n_rows}, {5, 30}, {36, 37}, {10, 10}}) {
+            expect_equal_to_ref(v, t, w.data(), n_rows, k, x.data(), n_cols, rr.first, rr.second);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Raw random block bytes: every nibble/bit pattern and scales that are subnormal, huge, inf or NaN halves.
+TEST_P(matmul_simd, raw_random_blocks_with_odd_scales) {
+  const uint16_t scales[] = {0x0001, 0x03ff, 0x0400, 0x3c00, 0x7bff, 0x7c00, 0xfc00, 0x7e01, 0x8000, 0xb800};
+  std::mt19937 rng(99);
+  for (tensor_type t : k_types) {
+    if (is_float(t)) continue;
+    const tensor_type_info& info = tensor_type_traits(t);
+    const int64_t n_rows = 19, k = 256, n_cols = 5;
+    const size_t rb = tensor_row_bytes(t, k);
+    std::vector<uint8_t> w(rb * n_rows);
+    for (uint8_t& b : w) b = static_cast<uint8_t>(rng());
+    // The halves at the start of every block (d, and m for q4_1/q5_1) from the odd list, sometimes.
+    for (size_t off = 0; off < w.size(); off += static_cast<size_t>(info.block_bytes)) {
+      for (int h = 0; h < 2; ++h) {
+        if (rng() % 3 == 0) std::memcpy(&w[off + 2 * h], &scales[rng() % 10], 2);
+      }
+    }
+    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 5);
+    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+  }
+}
+
+TEST_P(matmul_simd, inf_and_nan_in_activations_propagate_like_reference) {
+  const float inf = INFINITY, nan = NAN;
+  for (tensor_type t : k_types) {
+    const int64_t n_rows = 11, k = 96, n_cols = 6;
+    const std::vector<uint8_t> w = random_weights(t, n_rows, k, 3);
+    std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 4);
+    x[0 * k + 5] = inf;                      // column 0: +inf somewhere
+    x[1 * k + 17] = -inf;                    // column 1: -inf
+    x[2 * k + 40] = nan;                     // column 2: NaN
+    x[3 * k + 3] = inf;                      // column 3: inf - inf in one lane
+    x[3 * k + 19] = -inf;
+    x[4 * k + 95] = 3e38f;                   // column 4: overflow to inf in the fold
+    x[4 * k + 94] = 3e38f;
+    x[4 * k + 79] = 3e38f;
+    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+  }
+}
+
+TEST_P(matmul_simd, inf_and_nan_in_float_weights_propagate_like_reference) {
+  for (tensor_type t : {tensor_type::f32, tensor_type::f16, tensor_type::bf16}) {
+    const int64_t n_rows = 9, k = 45, n_cols = 3;
+    std::vector<float> wf = random_floats(static_cast<size_t>(n_rows * k), 8);
+    wf[1 * k + 2] = INFINITY;
+    wf[2 * k + 44] = NAN;  // in the K tail
+    wf[3 * k + 3] = -INFINITY;
+    wf[3 * k + 4] = INFINITY;
+    const size_t rb = tensor_row_bytes(t, k);
+    std::vector<uint8_t> w(rb * n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(quantize_row(t, &wf[r * k], &w[rb * r], k), kstatus::ok);
+    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 9);
+    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+  }
+}
+
+// A lane whose products all round to -0 holds -0 (fma(-tiny, tiny, +0) = -0); masked tails must leave such
+// lanes alone (padding with fma(0, 0, -0) would make them +0). A sum is -0 only if all 16 lanes are.
+TEST_P(matmul_simd, signed_zero_sums_keep_their_sign) {
+  for (tensor_type t : {tensor_type::f32, tensor_type::f16, tensor_type::bf16}) {
+    for (int64_t k : {1, 5, 16, 21, 40}) {
+      const int64_t n_rows = 5, n_cols = 2;
+      std::vector<float> wf(static_cast<size_t>(n_rows * k), -0x1p-24f);  // exact in f16 (subnormal) and bf16
+      const size_t rb = tensor_row_bytes(t, k);
+      std::vector<uint8_t> w(rb * n_rows);
+      for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(quantize_row(t, &wf[r * k], &w[rb * r], k), kstatus::ok);
+      const std::vector<float> x(static_cast<size_t>(n_cols * k), 0x1p-127f);  // product 2^-151 rounds to -0
+      std::vector<float> y(static_cast<size_t>(n_cols * n_rows), 1.f);
+      ASSERT_EQ(v_.fn(make_args(t, w.data(), n_rows, k, x.data(), n_cols, y.data(), 0, n_rows)), kstatus::ok);
+      for (float f : y) EXPECT_EQ(bits(f), bits(k >= 16 ? -0.f : 0.f)) << v_.name << " k=" << k;
+      expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows);
+    }
+  }
+}
+
+TEST_P(matmul_simd, rows_are_batch_invariant) {
+  for (tensor_type t : k_types) {
+    const int64_t n_rows = 30, k = is_float(t) ? 200 : 192, n_cols = 64;
+    const std::vector<uint8_t> w = random_weights(t, n_rows, k, 21);
+    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 22);
+    {
+      const variant& v = v_;
+      std::vector<float> full(static_cast<size_t>(n_cols * n_rows));
+      ASSERT_EQ(v.fn(make_args(t, w.data(), n_rows, k, x.data(), n_cols, full.data(), 0, n_rows)), kstatus::ok);
+      for (int64_t batch : {1, 7, 64}) {
+        std::vector<float> part(static_cast<size_t>(n_cols * n_rows));
+        for (int64_t c0 = 0; c0 < n_cols; c0 += batch) {
+          const int64_t nc = n_cols - c0 < batch ? n_cols - c0 : batch;
+          // Rows split too, as threads would: two halves.
+          for (auto rr : {std::pair<int64_t, int64_t>{0, 13}, {13, n_rows}}) {
+            std::vector<float> y(static_cast<size_t>(nc * n_rows));
+            ASSERT_EQ(v.fn(make_args(t, w.data(), n_rows, k, &x[c0 * k], nc, y.data(), rr.first, rr.second)),
+                      kstatus::ok);
+            for (int64_t c = 0; c < nc; ++c) {
+              for (int64_t r = rr.first; r < rr.second; ++r) part[(c0 + c) * n_rows + r] = y[c * n_rows + r];
+            }
+          }
+        }
+        EXPECT_EQ(std::memcmp(full.data(), part.data(), full.size() * sizeof(float)), 0)
+            << v.name << " " << tensor_type_name(t) << " batch=" << batch;
+      }
+    }
+  }
+}
+
+TEST_P(matmul_simd, empty_shapes_match_reference) {
+  const std::vector<uint8_t> w = random_weights(tensor_type::q8_0, 3, 32, 1);
+  const std::vector<float> x(64, 1.f);
+  for (tensor_type t : k_types) {
+    // k = 0 (float types: every sum is +0), no rows, no columns.
+    if (is_float(t)) expect_equal_to_ref(v_, t, w.data(), 3, 0, x.data(), 2, 0, 3);
+    expect_equal_to_ref(v_, t, w.data(), 0, 32, x.data(), 2, 0, 0);
+    expect_equal_to_ref(v_, t, w.data(), 3, 32, x.data(), 0, 0, 3);
+  }
+}
+
+TEST_P(matmul_simd, argument_checks_match_reference) {
+  const std::vector<uint8_t> w = random_weights(tensor_type::q4_0, 4, 64, 1);
+  const std::vector<float> x(64 * 2, 1.f);
+  std::vector<float> y(8);
+  struct bad {
+    matmul_args a;
+    kstatus want;
+  };
+  const bad cases[] = {
+      {make_args(tensor_type::q4_0, nullptr, 4, 64, x.data(), 2, y.data(), 0, 4), kstatus::bad_argument},
+      {make_args(tensor_type::q4_0, w.data(), 4, 64, nullptr, 2, y.data(), 0, 4), kstatus::bad_argument},
+      {make_args(tensor_type::q4_0, w.data(), 4, 64, x.data(), 2, nullptr, 0, 4), kstatus::bad_argument},
+      {make_args(tensor_type::q4_0, w.data(), 4, 48, x.data(), 2, y.data(), 0, 4), kstatus::bad_shape},
+      {make_args(tensor_type::q4_0, w.data(), 4, -32, x.data(), 2, y.data(), 0, 4), kstatus::bad_shape},
+      {make_args(tensor_type::q4_0, w.data(), 4, 64, x.data(), 2, y.data(), 0, 5), kstatus::bad_argument},
+      {make_args(tensor_type::q4_0, w.data(), 4, 64, x.data(), 2, y.data(), 3, 2), kstatus::bad_argument},
+      {make_args(tensor_type::q4_0, w.data(), 4, 64, x.data(), 2, y.data(), -1, 2), kstatus::bad_argument},
+      {make_args(tensor_type::f32, w.data(), 4, 64, x.data(), -1, y.data(), 0, 4), kstatus::bad_shape},
+      {make_args(tensor_type::q8_1, w.data(), 4, 64, x.data(), 2, y.data(), 0, 4), kstatus::unsupported_type},
+  };
+  for (const bad& b : cases) {
+    EXPECT_EQ(matmul_ref(b.a), b.want);
+    EXPECT_EQ(matmul(b.a), b.want);
+    EXPECT_EQ(v_.fn(b.a), b.want) << v_.name;
+  }
+}
+
+TEST(matmul_dispatch, variants_and_fallback) {
+  EXPECT_STREQ(isa_name(isa::ref), "ref");
+  EXPECT_STREQ(isa_name(isa::avx2), "avx2");
+  EXPECT_STREQ(isa_name(isa::avx512), "avx512");
+  EXPECT_STREQ(isa_name(isa::neon), "neon");
+  EXPECT_TRUE(isa_available(isa::ref));
+  EXPECT_TRUE(isa_available(isa_best()));
+#if LIME_ARCH_X86
+  EXPECT_FALSE(isa_available(isa::neon));
+  if (isa_available(isa::avx512)) EXPECT_TRUE(isa_available(isa::avx2));
+#endif
+#if LIME_ARCH_ARM64
+  EXPECT_FALSE(isa_available(isa::avx2));
+  EXPECT_FALSE(isa_available(isa::avx512));
+#endif
+  // LIME_ISA lowers the choice when it names an available variant (run e.g. LIME_ISA=ref to check).
+  const char* env = std::getenv("LIME_ISA");
+  if (env) {
+    for (isa i : {isa::ref, isa::avx2, isa::avx512, isa::neon}) {
+      if (std::strcmp(env, isa_name(i)) == 0 && isa_available(i)) EXPECT_EQ(isa_best(), i);
+    }
+  } else {
+    if (isa_available(isa::avx512)) EXPECT_EQ(isa_best(), isa::avx512);
+    else if (isa_available(isa::avx2)) EXPECT_EQ(isa_best(), isa::avx2);
+  }
+  // An unavailable variant is refused; every available one (and matmul) matches the reference.
+  const std::vector<uint8_t> w = random_weights(tensor_type::q4_1, 6, 64, 2);
+  const std::vector<float> x = random_floats(64 * 3, 3);
+  std::vector<float> want(18), got(18);
+  const matmul_args ref_args = make_args(tensor_type::q4_1, w.data(), 6, 64, x.data(), 3, want.data(), 0, 6);
+  ASSERT_EQ(matmul_ref(ref_args), kstatus::ok);
+  for (isa i : {isa::ref, isa::avx2, isa::avx512, isa::neon}) {
+    matmul_args a = ref_args;
+    a.y = got.data();
+    if (!isa_available(i)) {
+      EXPECT_EQ(matmul_with(i, a), kstatus::bad_argument) << isa_name(i);
+      continue;
+    }
+    std::fill(got.begin(), got.end(), 0.f);
+    ASSERT_EQ(matmul_with(i, a), kstatus::ok) << isa_name(i);
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), sizeof(float) * 18), 0) << isa_name(i);
+  }
+  matmul_args a = ref_args;
+  a.y = got.data();
+  ASSERT_EQ(matmul(a), kstatus::ok);
+  EXPECT_EQ(std::memcmp(want.data(), got.data(), sizeof(float) * 18), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(variants, matmul_simd,
+                         ::testing::Values("avx2", "avx512", "neon", "emu_avx2_shape", "emu_avx512_shape",
+                                           "emu_matvec_shape"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+}  // namespace
+}  // namespace lime::cpu

@@ -1,0 +1,69 @@
+// A scalar stand-in for the 16-lane SIMD traits of kernels/cpu/x86/matmul_tile.h, so the shared SIMD body
+// (lane order, K tails, nibble/bit unpacking, tile shapes of every ISA) is checked on any CPU, including
+// shapes of ISAs the test machine lacks. Each op is the plain per-lane definition of its intrinsic.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/quants.h"
+
+namespace lime::cpu::test {
+
+template <int MaxCols, int R1, int R2, int R3>  // rows_for: 1-2 cols -> R1, 3-4 -> R2, more -> R3
+struct vec16_emu {
+  struct f {
+    float v[16];
+  };
+  static constexpr int max_cols = MaxCols;
+  static constexpr int rows_for(int cols) { return cols <= 2 ? R1 : cols <= 4 ? R2 : R3; }
+
+  template <class Op>
+  static f map(Op op) {
+    f r;
+    for (int i = 0; i < 16; ++i) r.v[i] = op(i);
+    return r;
+  }
+  static f zero() { return map([](int) { return 0.f; }); }
+  static f set1(float s) { return map([s](int) { return s; }); }
+  static f load_f32(const void* p) {
+    f r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  static uint16_t u16(const void* p, int i) {
+    uint16_t h;
+    std::memcpy(&h, static_cast<const uint8_t*>(p) + 2 * i, 2);
+    return h;
+  }
+  static f load_f16(const void* p) { return map([p](int i) { return fp16_to_fp32(u16(p, i)); }); }
+  static f load_bf16(const void* p) { return map([p](int i) { return bf16_to_fp32(u16(p, i)); }); }
+  static f fma(f a, f b, f c) { return map([&](int i) { return std::fma(a.v[i], b.v[i], c.v[i]); }); }
+  static f fma_first(f a, f b, f c, int n) {
+    return map([&](int i) { return i < n ? std::fma(a.v[i], b.v[i], c.v[i]) : c.v[i]; });
+  }
+  static f mul(f a, f b) { return map([&](int i) { return a.v[i] * b.v[i]; }); }
+  static f add(f a, f b) { return map([&](int i) { return a.v[i] + b.v[i]; }); }
+  static f sub(f a, f b) { return map([&](int i) { return a.v[i] - b.v[i]; }); }
+  static f i8(const void* p) {
+    return map([p](int i) { return static_cast<float>(static_cast<const int8_t*>(p)[i]); });
+  }
+  static int byte(const void* p, int i) { return static_cast<const uint8_t*>(p)[i]; }
+  static f u4_lo(const void* p) { return map([p](int i) { return static_cast<float>(byte(p, i) & 15); }); }
+  static f u4_hi(const void* p) { return map([p](int i) { return static_cast<float>(byte(p, i) >> 4); }); }
+  static f u5_lo(const void* p, uint32_t bits) {
+    return map([=](int i) { return static_cast<float>((byte(p, i) & 15) | (((bits >> i) & 1) << 4)); });
+  }
+  static f u5_hi(const void* p, uint32_t bits) {
+    return map([=](int i) { return static_cast<float>((byte(p, i) >> 4) | (((bits >> i) & 1) << 4)); });
+  }
+  static float half_to_float(uint16_t h) { return fp16_to_fp32(h); }
+  static float fold(f a) {
+    for (int w = 8; w >= 1; w /= 2) {
+      for (int i = 0; i < w; ++i) a.v[i] = a.v[i] + a.v[i + w];
+    }
+    return a.v[0];
+  }
+};
+
+}  // namespace lime::cpu::test
