@@ -26,7 +26,18 @@ forward_pass::forward_pass(const model& m, layer_range range, kv_cache& kv, thre
   v_tables_.resize(static_cast<size_t>(n_threads));
 }
 
+namespace {
+// Below this many multiply-adds a matmul runs on the calling thread: waking the pool costs more than the work
+// (tiny models). Where rows are split never changes a bit, so this is purely a speed choice.
+constexpr int64_t k_min_parallel_macs = 1 << 18;
+}  // namespace
+
 void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, float* y) {
+  if (w.n_rows * w.k * static_cast<int64_t>(n_cols) < k_min_parallel_macs) {
+    cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), y, 0, w.n_rows};
+    cpu::matmul(a);
+    return;
+  }
   pool_->parallel_for(w.n_rows, [&](int64_t begin, int64_t end, int) {
     cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), y, begin, end};
     cpu::matmul(a);  // the fastest variant; bitwise equal to matmul_ref. Shapes were validated at load.
@@ -116,7 +127,7 @@ void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
   const int64_t scratch_floats = cpu::attention_scratch_floats(hp.head_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
   const int64_t n_items = static_cast<int64_t>(n) * hp.n_head;
-  pool_->parallel_for(n_items, [&](int64_t begin, int64_t end, int t) {
+  auto attend = [&](int64_t begin, int64_t end, int t) {
     std::vector<const void*>& kt = k_tables_[static_cast<size_t>(t)];
     std::vector<const void*>& vt = v_tables_[static_cast<size_t>(t)];
     int64_t item = begin;
@@ -144,7 +155,11 @@ void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
       cpu::attention(a);
       item += h1 - h0;
     }
-  });
+  };
+  // Same rule as matmul: small attention work (short contexts, tiny heads) stays on the calling thread.
+  const int64_t macs = n_items * static_cast<int64_t>(b.pos.back() + 1) * hp.head_dim * 2;
+  if (macs < k_min_parallel_macs) attend(0, n_items, 0);
+  else pool_->parallel_for(n_items, attend);
 
   // --- output projection + residual
   matmul(w.wo, attn_.data(), n, proj_.data());

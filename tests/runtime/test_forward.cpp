@@ -65,7 +65,12 @@ TEST(forward, prefill_at_once_equals_token_by_token_bitwise) {
 }
 
 TEST(forward, thread_count_does_not_change_bits) {
-  auto m = test::make_tiny_model({});
+  test::tiny_spec spec;  // big enough that matmuls and attention are split across the pool's threads
+  spec.n_embd = 128;
+  spec.n_ff = 384;
+  spec.n_head = 8;
+  spec.n_head_kv = 2;
+  auto m = test::make_tiny_model(spec);
   ASSERT_TRUE(m.ok());
   auto toks = tokens_for(5, 33, m->hparams().n_vocab);
   auto t1 = logits_all(*m, toks, 33, 1);
