@@ -215,7 +215,8 @@ void check_attention() {
         vp[b] = vb[b].data();
       }
       const std::vector<float> q = floats(n_head * head_dim, 1500 + n_pos, 2.f);
-      std::vector<float> out(n_head * head_dim), out_ref(n_head * head_dim), scratch(attention_scratch_floats(head_dim));
+      std::vector<float> out(n_head * head_dim), out_ref(n_head * head_dim);
+      std::vector<float> scratch(attention_scratch_floats(head_dim));
       attention_args a{q.data(), kv, kp.data(), vp.data(), block_size, row, n_head, n_head_kv, head_dim, n_pos,
                        0.125f, out.data(), scratch.data()};
       std::string note;
