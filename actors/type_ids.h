@@ -1,0 +1,47 @@
+// The one CAF type-id block of lime: every atom and message type lime's actors exchange. Register it (and load the
+// middleman) with lime_init_caf() before building the actor_system; every process of a cluster must agree.
+#pragma once
+#include <string>
+
+#include <caf/fwd.hpp>
+#include <caf/type_id.hpp>
+
+#include "actors/frame_ptr.h"
+#include "actors/network_types.h"
+
+CAF_BEGIN_TYPE_ID_BLOCK(lime, caf::first_custom_type_id)
+
+  // -- message types (network)
+  CAF_ADD_TYPE_ID(lime, (lime::frame_ptr))
+  CAF_ADD_TYPE_ID(lime, (lime::peer_up_msg))
+  CAF_ADD_TYPE_ID(lime, (lime::peer_down_msg))
+  CAF_ADD_TYPE_ID(lime, (lime::peer_refused_msg))
+  CAF_ADD_TYPE_ID(lime, (lime::fault_rule))
+  CAF_ADD_TYPE_ID(lime, (lime::fault_config))
+  CAF_ADD_TYPE_ID(lime, (lime::link_stats))
+  CAF_ADD_TYPE_ID(lime, (lime::net_stats))
+
+  // -- atoms (network; CAF 0.17 atoms are at most 10 characters)
+  CAF_ADD_ATOM(lime, lime, net_listen_atom, "net_listen")
+  CAF_ADD_ATOM(lime, lime, net_connect_atom, "net_conn")
+  CAF_ADD_ATOM(lime, lime, net_send_atom, "net_send")
+  CAF_ADD_ATOM(lime, lime, net_broadcast_atom, "net_bcast")
+  CAF_ADD_ATOM(lime, lime, net_sink_atom, "net_sink")
+  CAF_ADD_ATOM(lime, lime, net_stats_atom, "net_stats")
+  CAF_ADD_ATOM(lime, lime, net_faults_atom, "net_faults")
+  CAF_ADD_ATOM(lime, lime, net_rate_atom, "net_rate")
+  CAF_ADD_ATOM(lime, lime, net_pause_atom, "net_pause")
+  CAF_ADD_ATOM(lime, lime, net_close_atom, "net_close")
+  CAF_ADD_ATOM(lime, lime, net_tick_atom, "net_tick")    // internal: heartbeat/timeout timer
+  CAF_ADD_ATOM(lime, lime, net_pump_atom, "net_pump")    // internal: rate-limited writes
+  CAF_ADD_ATOM(lime, lime, net_delay_atom, "net_delay")  // internal: a fault-delayed frame is due
+
+CAF_END_TYPE_ID_BLOCK(lime)
+
+namespace lime {
+
+// Registers the lime type-id block and loads CAF's I/O middleman (the network actor needs it): call it once per
+// config, and do not load the middleman again.
+void lime_init_caf(caf::actor_system_config& cfg);
+
+}  // namespace lime
