@@ -119,7 +119,7 @@ void weigh_rows(const attention_args& a, const joint& g, const float* e, int32_t
     const bool part = Tail && t == NV - 1;
     acc[t] = i0 == 0 ? V::zero() : part ? V::load_n(od + 16 * t, last) : V::load(od + 16 * t);
   }
-  float l_c = i0 == 0 ? 0.0f : *l;
+  float l_c = (SumL && i0 != 0) ? *l : 0.0f;  // l may be null when SumL is false
   row_cursor<T> v(a, a.v_blocks, g.j0 + i0, g.kvh);
   for (int32_t i = i0; i < i0 + cnt; ++i) {
     const T* vr = v.next() + d0;
