@@ -17,7 +17,8 @@ const char* frame_kind(const frame& f) {
   static const char* const names[] = {"hello", "auth", "heartbeat", "micro_batch", "sampled_tokens",
                                       "prefetch_request", "prefetch_ready", "memory_pressure", "assignment",
                                       "profile", "generation_request", "token_stream", "generation_done",
-                                      "cancel", "error", "seq_free"};
+                                      "cancel", "error", "seq_free", "assignment_ack", "status_request",
+                                      "cluster_status"};
   static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<body>, "a name per body kind");
   return names[f.content.index()];
 }

@@ -22,6 +22,9 @@ void encode_body(wire::Frame::Builder& b, const generation_done& v);
 void encode_body(wire::Frame::Builder& b, const cancel_request& v);
 void encode_body(wire::Frame::Builder& b, const error_report& v);
 void encode_body(wire::Frame::Builder& b, const seq_free& v);
+void encode_body(wire::Frame::Builder& b, const assignment_ack& v);
+void encode_body(wire::Frame::Builder& b, const status_request& v);
+void encode_body(wire::Frame::Builder& b, const cluster_status& v);
 
 // May throw kj::Exception on malformed input (the caller catches); returns bad_format for inconsistent content.
 result<body> decode_body(const wire::Frame::Reader& r);

@@ -109,7 +109,26 @@ result<body> read_generation_request(wire::GenerationRequest::Reader r) {
   g.raw = r.getRaw();
   g.ignore_eos = r.getIgnoreEos();
   g.want_checksum = r.getWantChecksum();
+  g.checksum_init = r.getChecksumInit();
   return body(std::move(g));
+}
+
+result<body> read_cluster_status(wire::ClusterStatus::Reader r) {
+  cluster_status c;
+  c.epoch = r.getEpoch();
+  c.state = text(r.getState());
+  c.model_id = r.getModelId();
+  c.requests_active = r.getRequestsActive();
+  c.requests_queued = r.getRequestsQueued();
+  c.message = text(r.getMessage());
+  c.stale_dropped = r.getStaleDropped();
+  c.replays = r.getReplays();
+  for (auto n : r.getNodes()) {
+    c.nodes.push_back(node_status{text(n.getName()), text(n.getAddress()), text(n.getGroups()), n.getMemBudget(),
+                                  n.getWeightBytes(), n.getKvBytesUsed(), n.getKvBytesLimit(), n.getBandwidthIn(),
+                                  n.getRttNanos(), n.getAlive()});
+  }
+  return body(std::move(c));
 }
 
 }  // namespace
@@ -167,6 +186,12 @@ result<body> decode_body(const wire::Frame::Reader& f) {
       return body(error_report{e.getRequestId(), text(e.getCode()), text(e.getMessage())});
     }
     case wire::Frame::Body::SEQ_FREE: return body(seq_free{ints(r.getSeqFree())});
+    case wire::Frame::Body::ASSIGNMENT_ACK: {
+      auto a = r.getAssignmentAck();
+      return body(assignment_ack{text(a.getNode()), a.getOk(), text(a.getMessage())});
+    }
+    case wire::Frame::Body::STATUS_REQUEST: return body(status_request{});
+    case wire::Frame::Body::CLUSTER_STATUS: return read_cluster_status(r.getClusterStatus());
   }
   return bad("unknown body kind " + std::to_string(static_cast<unsigned>(r.which())));
 }

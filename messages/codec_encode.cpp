@@ -144,6 +144,7 @@ void encode_body(wire::Frame::Builder& b, const generation_request& v) {
   g.setRaw(v.raw);
   g.setIgnoreEos(v.ignore_eos);
   g.setWantChecksum(v.want_checksum);
+  g.setChecksumInit(v.checksum_init);
 }
 
 void encode_body(wire::Frame::Builder& b, const token_stream& v) {
@@ -175,6 +176,42 @@ void encode_body(wire::Frame::Builder& b, const error_report& v) {
 
 void encode_body(wire::Frame::Builder& b, const seq_free& v) {
   fill_list(b.getBody().initSeqFree(static_cast<unsigned>(v.seq_ids.size())), v.seq_ids);
+}
+
+void encode_body(wire::Frame::Builder& b, const assignment_ack& v) {
+  auto a = b.getBody().initAssignmentAck();
+  a.setNode(v.node);
+  a.setOk(v.ok);
+  a.setMessage(v.message);
+}
+
+void encode_body(wire::Frame::Builder& b, const status_request&) { b.getBody().setStatusRequest(); }
+
+void encode_body(wire::Frame::Builder& b, const cluster_status& v) {
+  auto c = b.getBody().initClusterStatus();
+  c.setEpoch(v.epoch);
+  c.setState(v.state);
+  c.setModelId(v.model_id);
+  c.setRequestsActive(v.requests_active);
+  c.setRequestsQueued(v.requests_queued);
+  c.setMessage(v.message);
+  c.setStaleDropped(v.stale_dropped);
+  c.setReplays(v.replays);
+  auto nodes = c.initNodes(static_cast<unsigned>(v.nodes.size()));
+  for (size_t i = 0; i < v.nodes.size(); ++i) {
+    const node_status& s = v.nodes[i];
+    auto n = nodes[static_cast<unsigned>(i)];
+    n.setName(s.name);
+    n.setAddress(s.address);
+    n.setGroups(s.groups);
+    n.setMemBudget(s.mem_budget);
+    n.setWeightBytes(s.weight_bytes);
+    n.setKvBytesUsed(s.kv_bytes_used);
+    n.setKvBytesLimit(s.kv_bytes_limit);
+    n.setBandwidthIn(s.bandwidth_in);
+    n.setRttNanos(s.rtt_nanos);
+    n.setAlive(s.alive);
+  }
 }
 
 }  // namespace lime::msg

@@ -117,6 +117,7 @@ struct GenerationRequest {
   raw @4 :Bool;
   ignoreEos @5 :Bool;
   wantChecksum @6 :Bool;
+  checksumInit @7 :UInt64;     # chain value to continue from (a chat's earlier turns), 0 for a new conversation
 }
 
 struct TokenStream {
@@ -156,6 +157,38 @@ struct Auth {
   mac @0 :Data;                # HMAC-SHA256(cluster secret, the peer's nonce || own name)
 }
 
+# A node's answer to an assignment, once its layer groups are built and its weights ready (or why not).
+struct AssignmentAck {
+  node @0 :Text;
+  ok @1 :Bool;
+  message @2 :Text;
+}
+
+struct NodeStatus {
+  name @0 :Text;
+  address @1 :Text;            # host:port it listens on
+  groups @2 :Text;             # layer ranges it holds, "0-2,4-5" (hi exclusive), "" when none
+  memBudget @3 :UInt64;
+  weightBytes @4 :UInt64;      # weights of its groups
+  kvBytesUsed @5 :UInt64;
+  kvBytesLimit @6 :UInt64;
+  bandwidthIn @7 :Float64;     # bytes/s measured on the head's link from it (0 for the head itself)
+  rttNanos @8 :Int64;          # heartbeat round trip from the head (-1 unknown)
+  alive @9 :Bool;
+}
+
+struct ClusterStatus {
+  epoch @0 :UInt64;
+  state @1 :Text;              # "serving", "placing", "below capacity", "waiting for nodes"
+  modelId @2 :UInt64;
+  requestsActive @3 :UInt32;
+  requestsQueued @4 :UInt32;
+  nodes @5 :List(NodeStatus);
+  message @6 :Text;            # why below capacity, etc.
+  staleDropped @7 :UInt64;     # frames from an older epoch dropped by the head
+  replays @8 :UInt64;          # sequences replayed after losses
+}
+
 struct Frame {
   version @0 :UInt16;
   epoch @1 :UInt64;            # placement epoch the sender acts under
@@ -176,5 +209,8 @@ struct Frame {
     cancel @15 :CancelRequest;
     error @16 :ErrorReport;
     seqFree @17 :List(Int32);  # sequences whose KV every node frees
+    assignmentAck @18 :AssignmentAck;
+    statusRequest @19 :Void;   # a client asks the head for a ClusterStatus
+    clusterStatus @20 :ClusterStatus;
   }
 }

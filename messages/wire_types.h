@@ -74,6 +74,7 @@ struct generation_request {
   sampling_params params;
   int32_t n_predict = -1;
   bool raw = false, ignore_eos = false, want_checksum = false;
+  uint64_t checksum_init = 0;  // chain value to continue from (earlier turns of a chat)
 };
 struct token_stream { uint64_t request_id = 0; std::vector<int32_t> tokens; std::string text; };
 struct generation_done {
@@ -90,10 +91,29 @@ enum class peer_role : uint8_t { node = 0, client = 1 };
 struct hello { std::string node_name; peer_role role = peer_role::node; std::vector<uint8_t> nonce; };
 struct auth { std::vector<uint8_t> mac; };
 struct seq_free { std::vector<int32_t> seq_ids; };
+struct assignment_ack { std::string node; bool ok = true; std::string message; };
+struct status_request {};
+struct node_status {
+  std::string name, address, groups;  // groups: "0-2,4-5" (hi exclusive)
+  uint64_t mem_budget = 0, weight_bytes = 0, kv_bytes_used = 0, kv_bytes_limit = 0;
+  double bandwidth_in = 0;  // bytes/s on the head's link from this node
+  int64_t rtt_nanos = -1;
+  bool alive = false;
+};
+struct cluster_status {
+  uint64_t epoch = 0;
+  std::string state;  // "serving", "placing", "below capacity", "waiting for nodes"
+  uint64_t model_id = 0;
+  uint32_t requests_active = 0, requests_queued = 0;
+  std::vector<node_status> nodes;
+  std::string message;
+  uint64_t stale_dropped = 0, replays = 0;
+};
 
 using body = std::variant<hello, auth, heartbeat, micro_batch_msg, sampled_tokens, prefetch_request, prefetch_ready,
                           memory_pressure, assignment, node_profile, generation_request, token_stream,
-                          generation_done, cancel_request, error_report, seq_free>;
+                          generation_done, cancel_request, error_report, seq_free, assignment_ack, status_request,
+                          cluster_status>;
 
 struct frame {
   uint16_t version = k_protocol_version;

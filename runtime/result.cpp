@@ -14,6 +14,7 @@ const char* errc_name(errc c) {
     case errc::context_full: return "context full";
     case errc::cancelled: return "cancelled";
     case errc::internal: return "internal error";
+    case errc::unavailable: return "unavailable";
   }
   return "unknown error";
 }

@@ -17,6 +17,7 @@ enum class errc : int {
   context_full,       // the sequence reached the context length
   cancelled,
   internal,           // a bug: an invariant did not hold
+  unavailable,        // the cluster cannot serve it now (below capacity, node lost, head gone)
 };
 
 const char* errc_name(errc c);

@@ -82,12 +82,15 @@ TEST(codec, every_other_kind_round_trips) {
       memory_pressure{"n1", 10, 20, pressure_level::high},
       assignment{{{0, 3, "a"}, {3, 5, "b"}}, {{"a", "127.0.0.1", 4000}, {"b", "::1", 4001}}, 42, "a"},
       node_profile{"b", 1ull << 30, 1e10, 1.1e9, {"b", "127.0.0.1", 4001}, 42},
-      generation_request{11, {{"system", "be brief"}, {"user", "héllo ✓"}}, sampling_params{}, 64, true, true, true},
+      generation_request{11, {{"system", "be brief"}, {"user", "héllo ✓"}}, sampling_params{}, 64, true, true, true, 77},
       token_stream{11, {5, 6}, "ab"},
       generation_done{11, "eog", 4, 5, 99, 0.5, 1.5},
       cancel_request{11},
       error_report{11, "context_full", "prompt too long"},
       seq_free{{1, 2, 3}},
+      assignment_ack{"b", false, "no memory"},
+      status_request{},
+      cluster_status{7, "serving", 42, 2, 1, {{"a", "127.0.0.1:4000", "0-3", 1 << 20, 5, 6, 7, 1e6, 1234, true}}, "", 3, 4},
   };
   for (const body& b : bodies) {
     frame f = wrap(b, 9);
@@ -104,6 +107,16 @@ TEST(codec, every_other_kind_round_trips) {
   EXPECT_EQ(as.groups[1].node, "b");
   EXPECT_EQ(as.nodes[1].host, "::1");
   EXPECT_EQ(as.nodes[1].port, 4001);
+  auto st = decode(encode(wrap(bodies.back())).data(), encode(wrap(bodies.back())).size());
+  ASSERT_TRUE(st.ok());
+  const auto& cs = std::get<cluster_status>(st->content);
+  ASSERT_EQ(cs.nodes.size(), 1u);
+  EXPECT_EQ(cs.nodes[0].groups, "0-3");
+  EXPECT_EQ(cs.nodes[0].rtt_nanos, 1234);
+  EXPECT_EQ(cs.replays, 4u);
+  auto gr = decode(encode(wrap(bodies[9])).data(), encode(wrap(bodies[9])).size());
+  ASSERT_TRUE(gr.ok());
+  EXPECT_EQ(std::get<generation_request>(gr->content).checksum_init, 77u);
 }
 
 error decode_error(const frame& f) {
