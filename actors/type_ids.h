@@ -36,6 +36,17 @@ CAF_BEGIN_TYPE_ID_BLOCK(lime, caf::first_custom_type_id)
   CAF_ADD_ATOM(lime, lime, net_pump_atom, "net_pump")    // internal: rate-limited writes
   CAF_ADD_ATOM(lime, lime, net_delay_atom, "net_delay")  // internal: a fault-delayed frame is due
 
+  // -- atoms (cluster actors: node, layer_group, loader, kv_manager, scheduler, supervisor)
+  CAF_ADD_ATOM(lime, lime, route_atom, "route")          // (route_atom, frame_ptr): node routes a local frame
+  CAF_ADD_ATOM(lime, lime, group_up_atom, "group_up")    // layer_group -> node: weights ready (first_layer, ok, msg)
+  CAF_ADD_ATOM(lime, lime, kv_usage_atom, "kv_usage")    // layer_group -> kv_manager: (first_layer, used, limit)
+  CAF_ADD_ATOM(lime, lime, kv_query_atom, "kv_query")    // -> kv_manager: (used, limit) of the node
+  CAF_ADD_ATOM(lime, lime, placed_atom, "placed")        // supervisor -> scheduler: (epoch, n_stages, serving, msg)
+  CAF_ADD_ATOM(lime, lime, idle_atom, "idle")            // scheduler -> supervisor: (idle_atom, bool idle)
+  CAF_ADD_ATOM(lime, lime, tick_atom, "tick")            // periodic timers
+  CAF_ADD_ATOM(lime, lime, counts_atom, "counts")        // scheduler -> (active, queued, replays)
+  CAF_ADD_ATOM(lime, lime, redial_atom, "redial")        // node: dial the head / peers again
+
 CAF_END_TYPE_ID_BLOCK(lime)
 
 namespace lime {

@@ -53,6 +53,9 @@ const char* chat_usage() {
          "  --kv-type f32|f16       KV cache type (default f32; f16 is not bitwise equal to f32)\n"
          "  --print-checksum        print 'checksum: <hex>' of the logits chain on stderr at exit\n"
          "  --verbose               model, seed, template and timing details on stderr\n"
+         "  --connect HOST:PORT     chat with a lime cluster's head instead of a model in this process\n"
+         "  --cluster-secret-file F the cluster secret (with --connect)\n"
+         "  --status                with --connect: print the cluster's nodes, layers, memory, links and requests\n"
          "interactive commands: /reset (new conversation), /quit; Ctrl-C stops the current answer\n";
 }
 
@@ -95,6 +98,9 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
     else if (f == "--min-p") { if (!(v = value(argv[i]))) return false; if (!to_float(v, &x) || x < 0) return bad("a number >= 0"); sp.min_p = x; }
     else if (f == "--repeat-penalty") { if (!(v = value(argv[i]))) return false; if (!to_float(v, &x) || x <= 0) return bad("a number > 0"); sp.repeat_penalty = x; }
     else if (f == "--repeat-last-n") { if (!(v = value(argv[i]))) return false; if (!to_int(v, -1, INT32_MAX, &n)) return bad("an integer >= -1"); sp.repeat_last_n = static_cast<int32_t>(n); }
+    else if (f == "--connect") { if (!(v = value(argv[i]))) return false; o->connect = v; }
+    else if (f == "--cluster-secret-file") { if (!(v = value(argv[i]))) return false; o->secret_file = v; }
+    else if (f == "--status") o->status = true;
     else if (f == "--kv-type") {
       if (!(v = value(argv[i]))) return false;
       if (std::strcmp(v, "f32") == 0) o->session.kv_type = tensor_type::f32;
@@ -105,8 +111,12 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
       return false;
     }
   }
-  if (o->model_path.empty()) {
-    *err = "no model given: use -m PATH to a GGUF file";
+  if (o->status && o->connect.empty()) {
+    *err = "--status needs --connect HOST:PORT";
+    return false;
+  }
+  if (o->model_path.empty() && o->connect.empty() && !o->help) {
+    *err = "no model given: use -m PATH to a GGUF file (or --connect HOST:PORT to a cluster's head)";
     return false;
   }
   o->has_seed = seed >= 0;

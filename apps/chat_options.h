@@ -16,6 +16,9 @@ struct chat_cli_options {
   bool verbose = false;
   bool print_checksum = false;
   bool help = false;
+  std::string connect;      // HOST:PORT of a cluster's head ("" = a model in this process)
+  std::string secret_file;  // cluster secret for --connect
+  bool status = false;      // --status: print the cluster and exit
   chat_options chat;
   session_config session;
 };

@@ -123,6 +123,8 @@ result<body> read_cluster_status(wire::ClusterStatus::Reader r) {
   c.message = text(r.getMessage());
   c.stale_dropped = r.getStaleDropped();
   c.replays = r.getReplays();
+  c.chat_mode = text(r.getChatMode());
+  c.n_ctx = r.getNCtx();
   for (auto n : r.getNodes()) {
     c.nodes.push_back(node_status{text(n.getName()), text(n.getAddress()), text(n.getGroups()), n.getMemBudget(),
                                   n.getWeightBytes(), n.getKvBytesUsed(), n.getKvBytesLimit(), n.getBandwidthIn(),

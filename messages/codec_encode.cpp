@@ -197,6 +197,8 @@ void encode_body(wire::Frame::Builder& b, const cluster_status& v) {
   c.setMessage(v.message);
   c.setStaleDropped(v.stale_dropped);
   c.setReplays(v.replays);
+  c.setChatMode(v.chat_mode);
+  c.setNCtx(v.n_ctx);
   auto nodes = c.initNodes(static_cast<unsigned>(v.nodes.size()));
   for (size_t i = 0; i < v.nodes.size(); ++i) {
     const node_status& s = v.nodes[i];

@@ -187,6 +187,8 @@ struct ClusterStatus {
   message @6 :Text;            # why below capacity, etc.
   staleDropped @7 :UInt64;     # frames from an older epoch dropped by the head
   replays @8 :UInt64;          # sequences replayed after losses
+  chatMode @9 :Text;           # how the head renders conversations: a template family name, or "plain"
+  nCtx @10 :Int32;             # context per sequence
 }
 
 struct Frame {

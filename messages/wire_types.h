@@ -108,6 +108,8 @@ struct cluster_status {
   std::vector<node_status> nodes;
   std::string message;
   uint64_t stale_dropped = 0, replays = 0;
+  std::string chat_mode;  // template family name or "plain"
+  int32_t n_ctx = 0;
 };
 
 using body = std::variant<hello, auth, heartbeat, micro_batch_msg, sampled_tokens, prefetch_request, prefetch_ready,

@@ -1,0 +1,66 @@
+// kv_manager actor: per-group KV use, node totals, pressure level changes at the watermarks.
+#include "actors/kv_manager.h"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "actors/frame_ptr.h"
+#include "actors/type_ids.h"
+
+namespace lime {
+namespace {
+
+struct kv_state {
+  kv_manager_args args;
+  std::map<int32_t, std::pair<uint64_t, uint64_t>> groups;  // lo -> (used, limit)
+  msg::pressure_level level = msg::pressure_level::normal;
+  static inline const char* name = "kv_manager";
+};
+
+caf::behavior kv_manager_fn(caf::stateful_actor<kv_state>* self, kv_manager_args args) {
+  self->state.args = std::move(args);
+  auto totals = [self] {
+    uint64_t used = 0, limit = 0;
+    for (auto& [lo, ul] : self->state.groups) {
+      used += ul.first;
+      limit += ul.second;
+    }
+    return std::make_pair(used, limit);
+  };
+  return {
+      [=](kv_usage_atom, int32_t lo, uint64_t used, uint64_t limit) {
+        auto& st = self->state;
+        st.groups[lo] = {used, limit};
+        auto [u, l] = totals();
+        if (l == 0) return;
+        const double frac = static_cast<double>(u) / static_cast<double>(l);
+        msg::pressure_level next = st.level;
+        if (frac >= st.args.high_watermark) next = msg::pressure_level::high;
+        else if (frac <= st.args.low_watermark) next = msg::pressure_level::normal;
+        if (next != st.level) {
+          st.level = next;
+          spdlog::info("kv: node {} KV at {:.0f}% ({} of {} bytes): pressure {}", st.args.node_name, frac * 100, u, l,
+                       next == msg::pressure_level::high ? "high" : "normal");
+          self->send(st.args.node, route_atom_v, make_frame_ptr(msg::memory_pressure{st.args.node_name, u, l, next}));
+        }
+      },
+      [=](kv_query_atom) -> caf::result<uint64_t, uint64_t> {
+        auto [u, l] = totals();
+        return {u, l};
+      },
+      [=](tick_atom) {
+        self->state.groups.clear();
+        self->state.level = msg::pressure_level::normal;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_kv_manager(caf::actor_system& sys, kv_manager_args args) { return sys.spawn(kv_manager_fn, std::move(args)); }
+
+}  // namespace lime

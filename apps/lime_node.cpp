@@ -1,0 +1,106 @@
+// lime-node: one per device. Loads the model, listens, starts the node actor (and, on the head, the supervisor and
+// scheduler), prints "listening: HOST:PORT", and runs until SIGTERM/SIGINT, then shuts down cleanly.
+#include <signal.h>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "actors/network_actor.h"
+#include "actors/node.h"
+#include "apps/net_args.h"
+#include "apps/node_options.h"
+#include "runtime/model_id.h"
+#include "runtime/placement.h"
+
+namespace {
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "lime-node: error: %s\n", msg.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = lime::app::parse_node_options(argc, argv);
+  if (!parsed.ok()) return fail(parsed.err().message);
+  lime::app::node_cli_options o = std::move(parsed).value();
+  if (o.help) {
+    std::fputs(lime::app::node_usage(), stdout);
+    return 0;
+  }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("lime"));
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+
+  auto m = lime::model::load(o.model_path);
+  if (!m.ok()) return fail(m.err().message);
+  auto voc = lime::vocab_load(m->file());
+  if (!voc.ok()) return fail(voc.err().message);
+  auto tok = lime::tokenizer::create(*voc);
+  if (!tok.ok()) return fail(tok.err().message);
+  o.node.model_id = lime::model_content_id(m->file());
+  if (o.verify_model) {
+    auto h = lime::model_full_hash(o.model_path);
+    if (!h.ok()) return fail(h.err().message);
+    o.node.model_id = *h;
+  }
+  if (!o.secret_file.empty()) {
+    auto secret = lime::app::read_secret_file(o.secret_file);
+    if (!secret.ok()) return fail(secret.err().message);
+    o.node.secret = std::move(secret).value();
+  }
+
+  // SIGTERM/SIGINT are taken by sigwait below: block them before any thread starts so every thread inherits it.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  caf::actor_system_config cfg;
+  lime::lime_init_caf(cfg);
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  lime::network_config nc;
+  nc.secret = o.node.secret;
+  nc.heartbeat_interval = o.node.heartbeat_interval;
+  nc.heartbeat_timeout = o.node.heartbeat_timeout;
+  caf::actor net, node;
+  int rc = 0;
+  {
+    caf::scoped_actor self{sys};
+    if (o.node.name.empty()) {  // unique enough: hostname and pid
+      char host[256] = {0};
+      gethostname(host, sizeof(host) - 1);
+      o.node.name = std::string(host) + "-" + std::to_string(getpid());
+    }
+    nc.name = o.node.name;
+    net = lime::spawn_network(sys, nc);
+    self->request(net, std::chrono::seconds(10), lime::net_listen_atom_v, o.node.listen.host, o.node.listen.port)
+        .receive([&](uint16_t port) { o.node.listen.port = port; },
+                 [&](const caf::error& e) { rc = fail("cannot listen on " + o.node.listen.str() + ": " + caf::to_string(e)); });
+    if (rc == 0) {
+      lime::node_context ctx{&*m, &tok->get_vocab(), &*tok};
+      spdlog::info("node {}: {} (model id {:016x}), budget {}{}", o.node.name, m->describe(), o.node.model_id,
+                   o.node.mem_budget ? lime::format_size(o.node.mem_budget) : std::string("unlimited"),
+                   o.node.head ? ", head" : "");
+      node = lime::spawn_node(sys, o.node, ctx, net);
+      std::printf("listening: %s:%u\n", o.node.listen.host.empty() ? "0.0.0.0" : o.node.listen.host.c_str(), o.node.listen.port);
+      std::fflush(stdout);
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      spdlog::info("node {}: {} received, shutting down", o.node.name, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      self->send_exit(node, caf::exit_reason::user_shutdown);
+    }
+    if (net) self->send_exit(net, caf::exit_reason::user_shutdown);
+  }
+  return rc;
+}
