@@ -18,6 +18,8 @@ struct kv_state {
   kv_manager_args args;
   std::map<int32_t, std::pair<uint64_t, uint64_t>> groups;  // lo -> (used, limit)
   msg::pressure_level level = msg::pressure_level::normal;
+  uint64_t reported_used = 0, reported_limit = 0;  // totals in the last report
+  bool report_due = false;                         // a report of changed totals is scheduled
   static inline const char* name = "kv_manager";
 };
 
@@ -45,8 +47,23 @@ caf::behavior kv_manager_fn(caf::stateful_actor<kv_state>* self, kv_manager_args
           st.level = next;
           spdlog::info("kv: node {} KV at {:.0f}% ({} of {} bytes): pressure {}", st.args.node_name, frac * 100, u, l,
                        next == msg::pressure_level::high ? "high" : "normal");
+          st.reported_used = u;
+          st.reported_limit = l;
           self->send(st.args.node, route_atom_v, make_frame_ptr(msg::memory_pressure{st.args.node_name, u, l, next}));
+        } else if ((u != st.reported_used || l != st.reported_limit) && !st.report_due) {
+          // Usage for the cluster status: at most one report per second besides level changes.
+          st.report_due = true;
+          self->delayed_send(self, std::chrono::seconds(1), kv_query_atom_v, true);
         }
+      },
+      [=](kv_query_atom, bool) {
+        auto& st = self->state;
+        st.report_due = false;
+        auto [u, l] = totals();
+        if (u == st.reported_used && l == st.reported_limit) return;
+        st.reported_used = u;
+        st.reported_limit = l;
+        self->send(st.args.node, route_atom_v, make_frame_ptr(msg::memory_pressure{st.args.node_name, u, l, st.level}));
       },
       [=](kv_query_atom) -> caf::result<uint64_t, uint64_t> {
         auto [u, l] = totals();
@@ -55,6 +72,7 @@ caf::behavior kv_manager_fn(caf::stateful_actor<kv_state>* self, kv_manager_args
       [=](tick_atom) {
         self->state.groups.clear();
         self->state.level = msg::pressure_level::normal;
+        self->state.reported_used = self->state.reported_limit = 0;
       },
   };
 }

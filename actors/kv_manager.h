@@ -19,6 +19,7 @@ struct kv_manager_args {
 // Interface:
 //   (kv_usage_atom, int32_t group_lo, uint64_t used_bytes, uint64_t limit_bytes)   a group's current KV use
 //   (kv_query_atom) -> (uint64_t used, uint64_t limit)                               the node's totals
+//   (kv_query_atom, bool)                            internal: report changed totals (at most once a second)
 //   (tick_atom)                                                                      forget groups (new placement)
 caf::actor spawn_kv_manager(caf::actor_system& sys, kv_manager_args args);
 

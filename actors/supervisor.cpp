@@ -238,7 +238,8 @@ caf::behavior supervisor_fn(sup_actor self, supervisor_args args) {
             it->second.kv_used = m->kv_bytes_used;
             it->second.kv_limit = m->kv_bytes_limit;
           }
-          spdlog::info("supervisor: memory pressure {} on {} (KV {} of {})", m->level == msg::pressure_level::high ? "high" : "normal",
+          if (m->level == msg::pressure_level::high || spdlog::should_log(spdlog::level::debug))
+            spdlog::info("supervisor: memory pressure {} on {} (KV {} of {})", m->level == msg::pressure_level::high ? "high" : "normal",
                        from, format_size(m->kv_bytes_used), format_size(m->kv_bytes_limit));
         }
       },

@@ -92,6 +92,10 @@ int main(int argc, char** argv) {
       spdlog::info("node {}: {} (model id {:016x}), budget {}{}", o.node.name, m->describe(), o.node.model_id,
                    o.node.mem_budget ? lime::format_size(o.node.mem_budget) : std::string("unlimited"),
                    o.node.head ? ", head" : "");
+      if (!o.faults.rules.empty()) {
+        spdlog::warn("node {}: fault injection on ({} rules, seed {})", o.node.name, o.faults.rules.size(), o.faults.seed);
+        self->request(net, std::chrono::seconds(5), lime::net_faults_atom_v, o.faults).receive([] {}, [](const caf::error&) {});
+      }
       node = lime::spawn_node(sys, o.node, ctx, net);
       std::printf("listening: %s:%u\n", o.node.listen.host.empty() ? "0.0.0.0" : o.node.listen.host.c_str(), o.node.listen.port);
       std::fflush(stdout);

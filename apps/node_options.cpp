@@ -19,6 +19,39 @@ bool to_int(const char* s, int64_t lo, int64_t hi, int64_t* out) {
   return true;
 }
 
+// KIND:ACTION:PROB[:DELAY_MS], e.g. micro_batch:drop:0.05 or *:delay:0.1:50.
+result<fault_rule> parse_fault(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t colon = text.find(':', start);
+    parts.push_back(text.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  auto bad = [&](const std::string& why) { return make_error(errc::invalid_argument, "--fault '" + text + "': " + why); };
+  if (parts.size() < 3 || parts.size() > 4) return bad("expected KIND:ACTION:PROB[:DELAY_MS]");
+  fault_rule r;
+  r.kind = parts[0];
+  static const char* const actions[] = {"drop", "delay", "duplicate", "corrupt", "disconnect"};
+  bool found = false;
+  for (int a = 0; a < 5; ++a)
+    if (parts[1] == actions[a]) {
+      r.action = static_cast<fault_action>(a);
+      found = true;
+    }
+  if (!found) return bad("action must be drop, delay, duplicate, corrupt or disconnect");
+  char* end = nullptr;
+  r.probability = std::strtod(parts[2].c_str(), &end);
+  if (end == parts[2].c_str() || *end || !(r.probability >= 0 && r.probability <= 1)) return bad("probability must be in [0, 1]");
+  if (parts.size() == 4) {
+    int64_t ms = 0;
+    if (!to_int(parts[3].c_str(), 0, 600000, &ms)) return bad("delay must be 0..600000 ms");
+    r.delay_ms = static_cast<uint32_t>(ms);
+  }
+  return r;
+}
+
 }  // namespace
 
 const char* node_usage() {
@@ -44,6 +77,9 @@ const char* node_usage() {
          "  --heartbeat-ms N            heartbeat interval (default 200)\n"
          "  --heartbeat-timeout-ms N    silence after which a peer is lost (default 1000)\n"
          "  --crash-after-batches N     test hook: exit abruptly after running N micro-batches\n"
+         "  --fault KIND:ACTION:P[:MS]  test hook: inject faults on outgoing frames (drop, delay, duplicate, corrupt,\n"
+         "                              disconnect; KIND a frame kind such as micro_batch, or *); repeatable\n"
+         "  --fault-seed N              seed of the fault rolls (default 1)\n"
          "  --log-level LEVEL           trace, debug, info (default), warn, error\n";
 }
 
@@ -106,6 +142,12 @@ result<node_cli_options> parse_node_options(int argc, char** argv) {
     else if (f == "--batch-timeout-ms") { LIME_TRY(int64_t n, int_value(1, 1 << 30)); o.node.batch_timeout = std::chrono::milliseconds(n); }
     else if (f == "--heartbeat-ms") { LIME_TRY(int64_t n, int_value(1, 1 << 30)); o.node.heartbeat_interval = std::chrono::milliseconds(n); }
     else if (f == "--heartbeat-timeout-ms") { LIME_TRY(int64_t n, int_value(1, 1 << 30)); o.node.heartbeat_timeout = std::chrono::milliseconds(n); }
+    else if (f == "--fault") {
+      LIME_TRY(std::string v, value());
+      LIME_TRY(fault_rule r, parse_fault(v));
+      o.faults.rules.push_back(r);
+    }
+    else if (f == "--fault-seed") { LIME_TRY(int64_t n, int_value(0, INT64_MAX)); o.faults.seed = static_cast<uint64_t>(n); }
     else if (f == "--crash-after-batches") { LIME_TRY(int64_t n, int_value(0, INT64_MAX)); o.node.crash_after_batches = n; }
     else return make_error(errc::invalid_argument, "unknown flag '" + f + "' (see --help)");
   }

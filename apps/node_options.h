@@ -3,6 +3,7 @@
 #include <string>
 
 #include "actors/cluster_config.h"
+#include "actors/network_types.h"
 #include "runtime/result.h"
 
 namespace lime::app {
@@ -15,6 +16,7 @@ struct node_cli_options {
   bool verify_model = false;
   std::string log_level = "info";
   bool help = false;
+  fault_config faults;  // test hook: --fault KIND:ACTION:PROB[:DELAY_MS] (repeatable), --fault-seed N
 };
 
 // Parses argv (a --cluster file is read in place, flags after it override it). Errors: a one-line message.
