@@ -171,51 +171,62 @@ void on_ack(sup_actor self, const std::string& from, uint64_t epoch, const msg::
   }
 }
 
+void finish_status(sup_actor self, const std::string& client, const net_stats& ns, uint32_t active, uint32_t queued,
+                   uint64_t replays, uint64_t stale);
+
 void send_status(sup_actor self, const std::string& client) {
   auto& st = self->state;
   self->request(st.a.network, 2s, net_stats_atom_v).then(
       [=](const net_stats& ns) {
         self->request(self->state.a.scheduler, 2s, counts_atom_v).then(
             [=](uint32_t active, uint32_t queued, uint64_t replays) {
-              auto& s = self->state;
-              msg::cluster_status cs;
-              cs.epoch = s.epoch;
-              cs.state = s.state;
-              cs.model_id = s.a.cfg.model_id;
-              cs.requests_active = active;
-              cs.requests_queued = queued;
-              cs.replays = replays;
-              cs.message = s.message;
-              const std::string& tmpl = s.a.ctx.voc->chat_template;
-              const chat_family fam = tmpl.empty() ? chat_family::none : chat_template_detect(tmpl);
-              cs.chat_mode = fam == chat_family::none || fam == chat_family::unknown ? "plain" : chat_family_name(fam);
-              const int32_t n_train = s.a.ctx.mdl->hparams().n_ctx_train;
-              cs.n_ctx = s.a.cfg.n_ctx > 0 ? s.a.cfg.n_ctx : std::min<int32_t>(n_train > 0 ? n_train : 4096, 4096);
-              for (auto& [name, n] : s.nodes) {
-                msg::node_status ns_;
-                ns_.name = name;
-                ns_.address = n.profile.listen.host + ":" + std::to_string(n.profile.listen.port);
-                for (const auto& g : s.groups)
-                  if (g.node == name) {
-                    ns_.groups += (ns_.groups.empty() ? "" : ",") + std::to_string(g.layer_lo) + "-" + std::to_string(g.layer_hi);
-                    ns_.weight_bytes += stage_weight_bytes(*s.a.ctx.mdl, layer_range{g.layer_lo, g.layer_hi});
-                  }
-                ns_.mem_budget = n.profile.mem_budget;
-                ns_.kv_bytes_used = n.kv_used;
-                ns_.kv_bytes_limit = n.kv_limit;
-                ns_.alive = n.alive;
-                for (const auto& l : ns.links)
-                  if (l.peer == name) {
-                    ns_.bandwidth_in = l.bandwidth_in;
-                    ns_.rtt_nanos = l.rtt_nanos;
-                  }
-                cs.nodes.push_back(std::move(ns_));
-              }
-              send_to(self, client, std::move(cs), s.epoch);
+              self->request(self->state.a.node, 2s, counts_atom_v).then(
+                  [=](uint64_t stale) { finish_status(self, client, ns, active, queued, replays, stale); },
+                  [=](const caf::error&) {});
             },
             [=](const caf::error&) {});
       },
       [=](const caf::error&) {});
+}
+
+void finish_status(sup_actor self, const std::string& client, const net_stats& ns, uint32_t active, uint32_t queued,
+                   uint64_t replays, uint64_t stale) {
+  auto& s = self->state;
+  msg::cluster_status cs;
+  cs.epoch = s.epoch;
+  cs.state = s.state;
+  cs.model_id = s.a.cfg.model_id;
+  cs.requests_active = active;
+  cs.requests_queued = queued;
+  cs.replays = replays;
+  cs.message = s.message;
+  const std::string& tmpl = s.a.ctx.voc->chat_template;
+  const chat_family fam = tmpl.empty() ? chat_family::none : chat_template_detect(tmpl);
+  cs.chat_mode = fam == chat_family::none || fam == chat_family::unknown ? "plain" : chat_family_name(fam);
+  const int32_t n_train = s.a.ctx.mdl->hparams().n_ctx_train;
+  cs.n_ctx = s.a.cfg.n_ctx > 0 ? s.a.cfg.n_ctx : std::min<int32_t>(n_train > 0 ? n_train : 4096, 4096);
+  for (auto& [name, n] : s.nodes) {
+    msg::node_status ns_;
+    ns_.name = name;
+    ns_.address = n.profile.listen.host + ":" + std::to_string(n.profile.listen.port);
+    for (const auto& g : s.groups)
+      if (g.node == name) {
+        ns_.groups += (ns_.groups.empty() ? "" : ",") + std::to_string(g.layer_lo) + "-" + std::to_string(g.layer_hi);
+        ns_.weight_bytes += stage_weight_bytes(*s.a.ctx.mdl, layer_range{g.layer_lo, g.layer_hi});
+      }
+    ns_.mem_budget = n.profile.mem_budget;
+    ns_.kv_bytes_used = n.kv_used;
+    ns_.kv_bytes_limit = n.kv_limit;
+    ns_.alive = n.alive;
+    for (const auto& l : ns.links)
+      if (l.peer == name) {
+        ns_.bandwidth_in = l.bandwidth_in;
+        ns_.rtt_nanos = l.rtt_nanos;
+      }
+    cs.nodes.push_back(std::move(ns_));
+  }
+  cs.stale_dropped = stale;
+  send_to(self, client, std::move(cs), s.epoch);
 }
 
 caf::behavior supervisor_fn(sup_actor self, supervisor_args args) {

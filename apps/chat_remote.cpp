@@ -125,7 +125,8 @@ void print_status(const msg::cluster_status& s) {
   std::printf("cluster: %s, placement epoch %" PRIu64 ", model %016" PRIx64 ", context %d, chat %s\n", s.state.c_str(),
               s.epoch, s.model_id, s.n_ctx, s.chat_mode.c_str());
   if (!s.message.empty()) std::printf("  %s\n", s.message.c_str());
-  std::printf("requests: %u active, %u queued; %" PRIu64 " sequences replayed\n", s.requests_active, s.requests_queued, s.replays);
+  std::printf("requests: %u active, %u queued; %" PRIu64 " sequences replayed; %" PRIu64 " frames of older epochs dropped\n",
+              s.requests_active, s.requests_queued, s.replays, s.stale_dropped);
   std::printf("%-12s %-22s %-6s %-10s %-12s %-12s %-22s %-12s %s\n", "node", "address", "alive", "layers", "budget",
               "weights", "kv used/limit", "link in", "rtt");
   for (const auto& n : s.nodes) {
