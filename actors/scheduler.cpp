@@ -131,7 +131,7 @@ caf::behavior scheduler_fn(sched_actor self, scheduler_args args) {
         }
         if (serving) {
           s.below_capacity = false;
-          s.core->set_max_in_flight(std::max(2, n_stages));
+          s.core->set_max_in_flight(std::max(1, n_stages));  // one batch per stage keeps every stage busy
         } else if (!message.empty()) {
           s.below_capacity = true;
           s.below_message = message;
