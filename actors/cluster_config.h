@@ -41,6 +41,8 @@ struct node_config {
   std::chrono::milliseconds heartbeat_timeout{1000};
   // Test hook: the process exits (as if killed) when its layer groups have run this many micro-batches (-1: off).
   int64_t crash_after_batches = -1;
+  // Test hook: false spawns layer groups on the scheduler instead of their own threads (deterministic actor tests).
+  bool detach_layer_groups = true;
 };
 
 // Shared, immutable model state (owned by the app).

@@ -136,6 +136,7 @@ caf::behavior layer_group_fn(group_actor self, layer_group_args args) {
 }  // namespace
 
 caf::actor spawn_layer_group(caf::actor_system& sys, layer_group_args args) {
+  if (!args.detached) return sys.spawn(layer_group_fn, std::move(args));
   return sys.spawn<caf::detached>(layer_group_fn, std::move(args));
 }
 

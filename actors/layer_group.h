@@ -25,6 +25,8 @@ struct layer_group_args {
   caf::actor loader;      // answers (from, frame_ptr prefetch_request) with (from, frame_ptr prefetch_ready)
   caf::actor kv_manager;  // receives (kv_usage_atom, lo, used_bytes, limit_bytes) after each batch
   std::shared_ptr<std::atomic<int64_t>> crash_countdown;  // test hook; null = off
+  bool detached = true;   // own thread (a stage computes for long); false: on the scheduler, so CAF's deterministic
+                          // test coordinator steps it (a detached actor runs on a thread the coordinator never sees)
 };
 
 // Interface:

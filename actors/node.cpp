@@ -142,6 +142,7 @@ void apply_assignment(node_actor self, const msg::assignment& a, uint64_t epoch)
     ga.loader = st.loader;
     ga.kv_manager = st.kv;
     ga.crash_countdown = st.crash_countdown;
+    ga.detached = st.cfg.detach_layer_groups;
     caf::actor g_actor = spawn_layer_group(self->system(), ga);
     self->link_to(g_actor);
     st.groups[g.layer_lo] = g_actor;
@@ -186,11 +187,15 @@ void handle(node_actor self, const std::string& from, const frame_ptr& f, bool l
     if (stale(self, f)) return;
     if (st.cfg.head) self->send(st.scheduler, from, f);
     else send_to_head(self, f);
-  } else if (auto* sf = std::get_if<msg::seq_free>(&body)) {
+  } else if (std::holds_alternative<msg::seq_free>(body)) {
     for (auto& [lo, g] : st.groups) self->send(g, st.cfg.name, f);
     if (local && st.cfg.head) self->send(st.net, net_broadcast_atom_v, f);
-  } else if (std::holds_alternative<msg::assignment>(body)) {
-    if (!local && from != st.head_name && !st.head_name.empty() && st.assigned && f->epoch <= st.epoch) return;
+  } else if (auto* a = std::get_if<msg::assignment>(&body)) {
+    // Only the head assigns: the sender must be the head the assignment names (and, once assigned, the same head).
+    if (!local && (from != a->head || (st.assigned && from != st.head_name))) {
+      spdlog::warn("node {}: ignored an assignment from {} (not the head)", st.cfg.name, from);
+      return;
+    }
     if (st.assigned && f->epoch <= st.epoch) {
       ++st.stale_dropped;
       return;
@@ -206,7 +211,7 @@ void handle(node_actor self, const std::string& from, const frame_ptr& f, bool l
   } else if (std::holds_alternative<msg::status_request>(body)) {
     if (st.cfg.head) self->send(st.supervisor, from, f);
   } else if (auto* e = std::get_if<msg::error_report>(&body)) {
-    if (e->code == "refused") {
+    if (e->code == "refused" && (st.head_name.empty() || from == st.head_name)) {
       spdlog::critical("node {}: the head refused this node: {}", st.cfg.name, e->message);
       std::fflush(nullptr);
       std::_Exit(3);
@@ -296,6 +301,12 @@ caf::behavior node_fn(node_actor self, node_config cfg, node_context ctx, caf::a
           s.assigned = false;
           s.current = msg::assignment{};
           if (s.cfg.join.port != 0) self->delayed_send(self, 500ms, redial_atom_v, s.cfg.join.host, s.cfg.join.port);
+        } else if (was_node && s.assigned) {
+          // A link to another stage of this placement broke while both ends live on (a bad frame drops only the
+          // link): dial it again, or the pipeline stays cut until the next placement. The batch lost with it comes
+          // back through the head's batch timeout; a peer that is really gone is the head's to notice.
+          for (const auto& n : s.current.nodes)
+            if (n.name == m.peer) link_to(self, n);
         }
       },
       [=](const peer_refused_msg& m) {

@@ -1,6 +1,7 @@
 // scheduler actor: scheduler_core driven by client frames, returning batches, placements and a batch-timeout timer.
 #include "actors/scheduler.h"
 
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -18,7 +19,8 @@ namespace lime {
 namespace {
 
 using namespace std::chrono_literals;
-using steady = std::chrono::steady_clock;
+using steady = std::chrono::steady_clock;  // the actor clock's type: times come from self->clock(), which CAF's
+                                            // deterministic test coordinator drives
 
 struct sched_state {
   scheduler_args a;
@@ -31,13 +33,13 @@ struct sched_state {
   std::map<uint64_t, steady::time_point> sent;  // batch id -> when it entered the pipeline
   int consecutive_failures = 0;
   bool idle = true;
-  steady::time_point t0 = steady::now();
+  steady::time_point t0;
   static inline const char* name = "scheduler";
 };
 
 using sched_actor = caf::stateful_actor<sched_state>*;
 
-double now_s(sched_actor self) { return std::chrono::duration<double>(steady::now() - self->state.t0).count(); }
+double now_s(sched_actor self) { return std::chrono::duration<double>(self->clock().now() - self->state.t0).count(); }
 
 void flush_outgoing(sched_actor self) {
   auto& st = self->state;
@@ -61,7 +63,7 @@ void pump(sched_actor self) {
   auto& st = self->state;
   if (st.serving) {
     for (auto& b : st.core->next_batches(now_s(self))) {
-      st.sent[b.batch_id] = steady::now();
+      st.sent[b.batch_id] = self->clock().now();
       spdlog::debug("scheduler: batch {} with {} rows", b.batch_id, b.batch.size());
       self->send(st.a.node, route_atom_v, make_frame_ptr(std::move(b), st.epoch));
     }
@@ -106,6 +108,7 @@ void on_frame(sched_actor self, const std::string& from, const frame_ptr& f) {
 caf::behavior scheduler_fn(sched_actor self, scheduler_args args) {
   auto& st = self->state;
   st.a = std::move(args);
+  st.t0 = self->clock().now();
   scheduler_config sc;
   const int32_t n_ctx_model = st.a.ctx.mdl->hparams().n_ctx_train;
   sc.n_ctx = st.a.cfg.n_ctx > 0 ? st.a.cfg.n_ctx : std::min<int32_t>(n_ctx_model > 0 ? n_ctx_model : 4096, 4096);
@@ -142,7 +145,7 @@ caf::behavior scheduler_fn(sched_actor self, scheduler_args args) {
       },
       [=](tick_atom) {
         auto& s = self->state;
-        const auto now = steady::now();
+        const auto now = self->clock().now();
         std::vector<uint64_t> late;
         for (auto& [id, t] : s.sent)
           if (now - t > s.a.cfg.batch_timeout) late.push_back(id);

@@ -174,6 +174,10 @@ void on_ack(sup_actor self, const std::string& from, uint64_t epoch, const msg::
 void finish_status(sup_actor self, const std::string& client, const net_stats& ns, uint32_t active, uint32_t queued,
                    uint64_t replays, uint64_t stale);
 
+void status_failed(sup_actor self, const std::string& client, const caf::error& e) {
+  send_to(self, client, msg::error_report{0, "status_unavailable", "the head could not collect its status: " + caf::to_string(e)}, 0);
+}
+
 void send_status(sup_actor self, const std::string& client) {
   auto& st = self->state;
   self->request(st.a.network, 2s, net_stats_atom_v).then(
@@ -182,11 +186,11 @@ void send_status(sup_actor self, const std::string& client) {
             [=](uint32_t active, uint32_t queued, uint64_t replays) {
               self->request(self->state.a.node, 2s, counts_atom_v).then(
                   [=](uint64_t stale) { finish_status(self, client, ns, active, queued, replays, stale); },
-                  [=](const caf::error&) {});
+                  [=](const caf::error& e) { status_failed(self, client, e); });
             },
-            [=](const caf::error&) {});
+            [=](const caf::error& e) { status_failed(self, client, e); });
       },
-      [=](const caf::error&) {});
+      [=](const caf::error& e) { status_failed(self, client, e); });
 }
 
 void finish_status(sup_actor self, const std::string& client, const net_stats& ns, uint32_t active, uint32_t queued,
