@@ -1,5 +1,6 @@
 // lime-bench: prints kernel and generation benchmarks (runtime/bench.h). `kernels` measures the roofline and
-// matvec/matmul per type at real shapes; `generate` prints a llama-bench-style table for a model file.
+// matvec/matmul per type at real shapes; `generate` prints a llama-bench-style table for a model file; `offload`
+// compares weight-streaming policies under memory budgets (runtime/bench_offload.h).
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "runtime/bench.h"
+#include "runtime/bench_offload.h"
 
 namespace {
 
@@ -14,7 +16,9 @@ void usage() {
   std::fprintf(stderr,
                "usage: lime-bench kernels [--types f32,q4_0,...] [--shapes stories110M,llama-3.2-1b] [--batches 16,64,512]\n"
                "                          [-t THREADS] [--stream-mib N] [--max-gflop F] [--bw-mib N]\n"
-               "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [--bw-mib N]\n");
+               "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [--bw-mib N]\n"
+               "       lime-bench offload -m MODEL.gguf [--budgets 100%%,75%%,50%%,25%%|384M,...] [-t THREADS] [-n 16] [-r 3]\n"
+               "                          [--io-threads 2] [--ring-depth 0] [--no-mmap] [--no-ablation]\n");
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -48,15 +52,20 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   bench_kernels_options ko;
   bench_generate_options go;
+  bench_offload_options oo;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
+    if (cmd == "offload" && (a == "--no-mmap" || a == "--no-ablation")) {  // flags without a value
+      (a == "--no-mmap" ? oo.mmap_baseline : oo.ablation) = false;
+      continue;
+    }
     if (i + 1 >= argc) { std::fprintf(stderr, "error: %s needs a value\n", a.c_str()); return 2; }
     const std::string v = argv[++i];
     long long n = 0;
     bool ok = true;
     if (a == "-t" || a == "--threads") {
       ok = to_int(v, 1, 4096, &n);
-      ko.n_threads = go.n_threads = static_cast<int>(n);
+      ko.n_threads = go.n_threads = oo.n_threads = static_cast<int>(n);
     } else if (a == "--bw-mib") {
       ok = to_int(v, 16, 1 << 20, &n);
       ko.bw_buffer_bytes = go.bw_buffer_bytes = static_cast<uint64_t>(n) << 20;
@@ -86,6 +95,22 @@ int main(int argc, char** argv) {
     } else if (cmd == "generate" && (a == "-r" || a == "--repetitions")) {
       ok = to_int(v, 1, 1000, &n);
       go.reps = static_cast<int32_t>(n);
+    } else if (cmd == "offload" && (a == "-m" || a == "--model")) {
+      oo.model_path = v;
+    } else if (cmd == "offload" && a == "--budgets") {
+      oo.budgets = split(v);
+    } else if (cmd == "offload" && (a == "-n" || a == "--n-gen")) {
+      ok = to_int(v, 1, 1 << 20, &n);
+      oo.n_gen = static_cast<int32_t>(n);
+    } else if (cmd == "offload" && (a == "-r" || a == "--repetitions")) {
+      ok = to_int(v, 1, 1000, &n);
+      oo.reps = static_cast<int32_t>(n);
+    } else if (cmd == "offload" && a == "--io-threads") {
+      ok = to_int(v, 1, 64, &n);
+      oo.io_threads = static_cast<int32_t>(n);
+    } else if (cmd == "offload" && a == "--ring-depth") {
+      ok = to_int(v, 0, 64, &n);
+      oo.ring_depth = static_cast<int32_t>(n);
     } else {
       std::fprintf(stderr, "error: unknown argument '%s' for '%s'\n", a.c_str(), cmd.c_str());
       usage();
@@ -99,6 +124,9 @@ int main(int argc, char** argv) {
   } else if (cmd == "generate") {
     if (go.model_path.empty()) { std::fprintf(stderr, "error: -m MODEL is required\n"); return 2; }
     st = bench_generate(go, stdout);
+  } else if (cmd == "offload") {
+    if (oo.model_path.empty()) { std::fprintf(stderr, "error: -m MODEL is required\n"); return 2; }
+    st = bench_offload(oo, stdout);
   } else {
     usage();
     return 2;

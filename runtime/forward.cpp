@@ -18,8 +18,8 @@
 
 namespace lime {
 
-forward_pass::forward_pass(const model& m, layer_range range, kv_cache& kv, thread_pool& pool)
-    : model_(&m), range_(range), kv_(&kv), pool_(&pool) {
+forward_pass::forward_pass(const model& m, layer_range range, kv_cache& kv, thread_pool& pool, weight_source* weights)
+    : model_(&m), range_(range), kv_(&kv), pool_(&pool), weights_(weights) {
   const int n_threads = pool.n_threads();
   attn_scratch_.resize(static_cast<size_t>(n_threads) * static_cast<size_t>(cpu::attention_scratch_floats(m.hparams().head_dim)));
   k_tables_.resize(static_cast<size_t>(n_threads));
@@ -80,20 +80,22 @@ result<void> forward_pass::check_and_reserve(const micro_batch& b) {
   return {};
 }
 
-void forward_pass::embed(const micro_batch& b) {
+result<void> forward_pass::embed(const micro_batch& b) {
   const model_hparams& hp = model_->hparams();
   const size_t n = b.size();
-  if (range_.lo == 0) {
+  if (range_.lo == 0 && weights_) {
+    LIME_TRY_VOID(weights_->embed(b.tokens.data(), static_cast<int64_t>(n), x_.data()));
+  } else if (range_.lo == 0) {
     const weight_view& e = model_->tok_embd();
     cpu::get_rows_ref(e.type, e.data, e.n_rows, e.k, b.tokens.data(), static_cast<int64_t>(n), x_.data());
   } else {
     std::memcpy(x_.data(), b.embd.data(), n * static_cast<size_t>(hp.n_embd) * sizeof(float));
   }
+  return {};
 }
 
-void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
+void forward_pass::attention_block(int32_t layer, const layer_weights& w, const micro_batch& b) {
   const model_hparams& hp = model_->hparams();
-  const layer_weights& w = model_->layer(layer);
   const size_t n = b.size();
   const int64_t n_embd = hp.n_embd, n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv();
   const int32_t kv_layer = layer - range_.lo;
@@ -166,9 +168,8 @@ void forward_pass::attention_block(int32_t layer, const micro_batch& b) {
   for (size_t i = 0; i < n * static_cast<size_t>(n_embd); ++i) x_[i] = x_[i] + proj_[i];
 }
 
-void forward_pass::ffn_block(int32_t layer, size_t n) {
+void forward_pass::ffn_block(const layer_weights& w, size_t n) {
   const model_hparams& hp = model_->hparams();
-  const layer_weights& w = model_->layer(layer);
   const int64_t n_embd = hp.n_embd, n_ff = hp.n_ff;
   for (size_t i = 0; i < n; ++i)
     cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.ffn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
@@ -179,25 +180,55 @@ void forward_pass::ffn_block(int32_t layer, size_t n) {
   for (size_t i = 0; i < n * static_cast<size_t>(n_embd); ++i) x_[i] = x_[i] + proj_[i];
 }
 
-void forward_pass::output_head(const micro_batch& b, forward_output& out) {
+result<void> forward_pass::output_head(const micro_batch& b, forward_output& out) {
   const model_hparams& hp = model_->hparams();
   const int64_t n_embd = hp.n_embd;
+  const weight_view& norm = weights_ ? weights_->output_norm() : model_->output_norm();
   out.logit_rows.clear();
   for (size_t i = 0; i < b.size(); ++i) {
     if (!b.want_logits[i]) continue;
     // Compact the rows that want logits into cur_ (row r of cur_ = batch row logit_rows[r]).
     const size_t r = out.logit_rows.size();
-    cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(model_->output_norm().data), &cur_[r * n_embd], n_embd, hp.rms_eps);
+    cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(norm.data), &cur_[r * n_embd], n_embd, hp.rms_eps);
     out.logit_rows.push_back(static_cast<int32_t>(i));
   }
   out.logits.resize(out.logit_rows.size() * static_cast<size_t>(hp.n_vocab));
-  if (!out.logit_rows.empty()) matmul(model_->output(), cur_.data(), out.logit_rows.size(), out.logits.data());
+  if (out.logit_rows.empty()) return {};
+  if (weights_) return output_head_streamed(out.logit_rows.size(), out.logits.data());
+  matmul(model_->output(), cur_.data(), out.logit_rows.size(), out.logits.data());
+  return {};
+}
+
+// The head from a weight source, block by block of output rows. y[c, r] depends only on row r of the matrix and row
+// c of the input, so computing a block of rows on its own gives the same bits as the whole matrix.
+result<void> forward_pass::output_head_streamed(size_t n_out, float* logits) {
+  const int64_t n_vocab = model_->hparams().n_vocab;
+  const int32_t n_blocks = weights_->head_blocks();
+  for (int32_t blk = 0; blk < n_blocks; ++blk) {
+    LIME_TRY(weight_rows rows, weights_->acquire_head(blk));
+    if (blk + 1 == n_blocks) weights_->prefetch(range_.lo);  // the next pass starts there
+    const int64_t nr = rows.w.n_rows;
+    if (nr > 0 && n_out == 1) {
+      matmul(rows.w, cur_.data(), 1, logits + rows.row0);
+    } else if (nr > 0) {
+      // y is [n_out, n_vocab]: a block's rows are strided, so compute them compact and scatter.
+      if (head_tmp_.size() < n_out * static_cast<size_t>(nr)) head_tmp_.resize(n_out * static_cast<size_t>(nr));
+      matmul(rows.w, cur_.data(), n_out, head_tmp_.data());
+      for (size_t c = 0; c < n_out; ++c)
+        std::memcpy(logits + c * static_cast<size_t>(n_vocab) + rows.row0, &head_tmp_[c * static_cast<size_t>(nr)],
+                    static_cast<size_t>(nr) * sizeof(float));
+    }
+    weights_->release_head(blk);
+  }
+  return {};
 }
 
 result<void> forward_pass::run(const micro_batch& b, forward_output& out) {
   const model_hparams& hp = model_->hparams();
   if (range_.lo < 0 || range_.hi > hp.n_layer || range_.lo >= range_.hi)
     return make_error(errc::invalid_argument, "forward: bad layer range");
+  if (weights_ && (weights_->range().lo != range_.lo || weights_->range().hi != range_.hi))
+    return make_error(errc::invalid_argument, "forward: the weight source serves a different layer range");
   LIME_TRY_VOID(check_and_reserve(b));
   const size_t n = b.size();
   auto grow = [n](std::vector<float>& v, int64_t per_row) {
@@ -208,14 +239,21 @@ result<void> forward_pass::run(const micro_batch& b, forward_output& out) {
   grow(k_, hp.n_embd_kv()); grow(v_, hp.n_embd_kv());
   grow(gate_, hp.n_ff); grow(up_, hp.n_ff);
 
-  embed(b);
+  if (weights_) LIME_TRY_VOID(weights_->begin_pass());
+  LIME_TRY_VOID(embed(b));
   for (int32_t l = range_.lo; l < range_.hi; ++l) {
-    attention_block(l, b);
-    ffn_block(l, n);
+    const layer_weights* w = &model_->layer(l);
+    if (weights_) {
+      LIME_TRY(w, weights_->acquire(l));
+      weights_->prefetch(l + 1);
+    }
+    attention_block(l, *w, b);
+    ffn_block(*w, n);
+    if (weights_) weights_->release(l);
   }
   if (range_.hi == hp.n_layer) {
     out.hidden.clear();
-    output_head(b, out);
+    LIME_TRY_VOID(output_head(b, out));
   } else {
     out.hidden.assign(x_.begin(), x_.begin() + static_cast<std::ptrdiff_t>(n * static_cast<size_t>(hp.n_embd)));
     out.logits.clear();

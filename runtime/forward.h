@@ -37,29 +37,58 @@ struct forward_output {
   std::vector<int32_t> logit_rows;  // [n_out] batch row of each logits row
 };
 
+// A block of output-head rows: w holds rows [row0, row0 + w.n_rows) of the output matrix.
+struct weight_rows {
+  weight_view w;
+  int64_t row0 = 0;
+};
+
+// Where a forward pass gets its weights when they are not all in the model's mapped file (weight streaming,
+// runtime/weight_store.h). Called by the forward pass's thread only, in this order per run: begin_pass, embed (when
+// lo == 0), then per layer acquire / prefetch(next) / release, then (when hi == n_layer) output_norm and
+// acquire_head / release_head for blocks 0..head_blocks()-1. Views stay valid until their release.
+class weight_source {
+ public:
+  virtual ~weight_source() = default;
+  virtual layer_range range() const = 0;  // the layers it serves (and the head when hi == n_layer)
+  virtual result<void> begin_pass() = 0;  // nothing is held here: the source may apply pending changes
+  virtual result<void> embed(const int32_t* tokens, int64_t n, float* out) = 0;  // out: [n, n_embd] fp32 rows
+  virtual void prefetch(int32_t layer) = 0;  // a hint, never blocks; layer == n_layer means the head
+  virtual result<const layer_weights*> acquire(int32_t layer) = 0;  // blocks until the layer's reads are done
+  virtual void release(int32_t layer) = 0;
+  virtual const weight_view& output_norm() const = 0;
+  virtual int32_t head_blocks() const = 0;  // fixed between begin_pass calls
+  virtual result<weight_rows> acquire_head(int32_t block) = 0;
+  virtual void release_head(int32_t block) = 0;
+};
+
 class forward_pass {
  public:
-  // kv must hold hi - lo layers with rows of n_embd_kv elements.
-  forward_pass(const model& m, layer_range range, kv_cache& kv, thread_pool& pool);
+  // kv must hold hi - lo layers with rows of n_embd_kv elements. weights: nullptr reads the model's views (the
+  // mapped file); otherwise it must cover exactly `range` and outlive the pass.
+  forward_pass(const model& m, layer_range range, kv_cache& kv, thread_pool& pool, weight_source* weights = nullptr);
 
   // Errors: invalid_argument (token id out of range, negative position, wrong activation size),
-  // out_of_memory (the KV pool has no room for the batch's positions; nothing is written then).
+  // out_of_memory (the KV pool has no room for the batch's positions; nothing is written then), and the weight
+  // source's errors (io_error: a streamed read failed; KV rows of this batch may be written then).
   result<void> run(const micro_batch& batch, forward_output& out);
 
   layer_range range() const { return range_; }
 
  private:
   result<void> check_and_reserve(const micro_batch& batch);
-  void embed(const micro_batch& batch);
-  void attention_block(int32_t layer, const micro_batch& batch);
-  void ffn_block(int32_t layer, size_t n);
-  void output_head(const micro_batch& batch, forward_output& out);
+  result<void> embed(const micro_batch& batch);
+  void attention_block(int32_t layer, const layer_weights& w, const micro_batch& batch);
+  void ffn_block(const layer_weights& w, size_t n);
+  result<void> output_head(const micro_batch& batch, forward_output& out);
+  result<void> output_head_streamed(size_t n_out, float* logits);
   void matmul(const weight_view& w, const float* x, size_t n_cols, float* y);
 
   const model* model_;
   layer_range range_;
   kv_cache* kv_;
   thread_pool* pool_;
+  weight_source* weights_ = nullptr;  // not owned; nullptr: the model's views
   // Scratch, grown on demand and reused between batches (forward_pass's thread only).
   std::vector<float> x_;      // [n, n_embd] residual stream
   std::vector<float> cur_;    // [n, n_embd] normed input
@@ -70,6 +99,7 @@ class forward_pass {
   std::vector<float> proj_;   // [n, n_embd]
   std::vector<float> gate_;   // [n, n_ff]
   std::vector<float> up_;     // [n, n_ff]
+  std::vector<float> head_tmp_;  // [n_out, block rows] one streamed head block's logits before the scatter
   std::vector<float> attn_scratch_;  // [threads, attention_scratch_floats]
   std::vector<std::vector<const void*>> k_tables_, v_tables_;  // [threads] block tables
 };

@@ -33,7 +33,9 @@ result<std::unique_ptr<pipeline_stage>> pipeline_stage::create(const model& m, c
   LIME_TRY(kv_cache kv, kv_cache::create(kc));
   s->kv_ = std::make_unique<kv_cache>(std::move(kv));
   s->pool_ = std::make_unique<thread_pool>(cfg.n_threads > 0 ? cfg.n_threads : default_thread_count());
-  s->fwd_ = std::make_unique<forward_pass>(m, r, *s->kv_, *s->pool_);
+  if (cfg.weights && (cfg.weights->range().lo != r.lo || cfg.weights->range().hi != r.hi))
+    return make_error(errc::invalid_argument, "stage: the weight source serves a different layer range");
+  s->fwd_ = std::make_unique<forward_pass>(m, r, *s->kv_, *s->pool_, cfg.weights);
   return s;
 }
 

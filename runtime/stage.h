@@ -37,6 +37,9 @@ struct stage_config {
   int32_t kv_block_size = 32;   // positions per KV block
   int32_t kv_max_blocks = 0;    // hard KV pool limit for this stage (blocks over all sequences)
   tensor_type kv_type = tensor_type::f32;
+  // Streamed weights (runtime/weight_store.h) covering exactly `range`; must outlive the stage. nullptr: the
+  // model's mapped views.
+  weight_source* weights = nullptr;
 };
 
 class pipeline_stage {
