@@ -88,7 +88,11 @@ int32_t kv_blocks_for(node_actor self, layer_range r, uint64_t my_weights, int32
   const model_hparams& hp = st.ctx.mdl->hparams();
   const uint64_t block_bytes = 2ull * static_cast<uint64_t>(r.hi - r.lo) * 32ull * static_cast<uint64_t>(hp.n_embd_kv()) * 4ull;
   if (st.cfg.mem_budget == 0) return 1 << 20;
-  const uint64_t overhead = 32ull << 20;  // activations, scratch, runtime
+  // Activations and scratch of a 512-row micro-batch (forward_pass's buffers) plus 64 rows of logits: what the node
+  // needs besides weights and KV. The placement reserves KV for 256 positions per layer on top of the weights.
+  const uint64_t rows = 512;
+  const uint64_t overhead = rows * 4ull * static_cast<uint64_t>(4 * hp.n_embd + 2 * hp.n_embd_q() + 2 * hp.n_embd_kv() + 2 * hp.n_ff) +
+                            64ull * 4ull * static_cast<uint64_t>(hp.n_vocab);
   const uint64_t used = my_weights + overhead;
   const uint64_t kv_total = st.cfg.mem_budget > used ? st.cfg.mem_budget - used : 0;
   const uint64_t share = kv_total / static_cast<uint64_t>(my_layers) * static_cast<uint64_t>(r.hi - r.lo);
