@@ -344,4 +344,15 @@ inline long long status_replays(const std::string& status) {
   return b == at ? -1 : std::stoll(status.substr(b, at - b));
 }
 
+// The three-node split the fault tests use.
+inline const char* const k_three = "head=0-1,w1=1-4,w2=4-5";
+
+// A request that decodes long enough to be hit mid-answer (~0.3 s of decode on three nodes here).
+inline std::vector<std::string> long_answer() {
+  return {"-p", "Once upon a time", "-n", "300", "--temp", "0.8", "-s", "42", "--ignore-eos", "--print-checksum"};
+}
+inline std::vector<std::string> short_answer(const std::string& prompt = "The little dog") {
+  return {"-p", prompt, "-n", "32", "--temp", "0", "--print-checksum"};
+}
+
 }  // namespace lime::test

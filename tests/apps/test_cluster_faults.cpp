@@ -17,17 +17,11 @@ using test::chat_client;
 using test::chat_result;
 using test::cluster_harness;
 using test::node_process;
+using test::k_three;
+using test::long_answer;
 using test::same_answer;
+using test::short_answer;
 
-const char* const k_three = "head=0-1,w1=1-4,w2=4-5";
-
-// A request that decodes long enough to be hit mid-answer (~0.3 s of decode on three nodes here).
-std::vector<std::string> long_answer() {
-  return {"-p", "Once upon a time", "-n", "300", "--temp", "0.8", "-s", "42", "--ignore-eos", "--print-checksum"};
-}
-std::vector<std::string> short_answer(const std::string& prompt = "The little dog") {
-  return {"-p", prompt, "-n", "32", "--temp", "0", "--print-checksum"};
-}
 
 // Waits until the client printed `n` bytes past its prompt echo, so the answer is streaming.
 ::testing::AssertionResult streaming(chat_client* c, size_t prompt_bytes, size_t n = 40) {

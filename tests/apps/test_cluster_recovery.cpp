@@ -14,16 +14,11 @@ using test::chat_client;
 using test::chat_result;
 using test::cluster_harness;
 using test::node_process;
+using test::k_three;
+using test::long_answer;
 using test::same_answer;
+using test::short_answer;
 
-const char* const k_three = "head=0-1,w1=1-4,w2=4-5";
-
-std::vector<std::string> long_answer() {
-  return {"-p", "Once upon a time", "-n", "300", "--temp", "0.8", "-s", "42", "--ignore-eos", "--print-checksum"};
-}
-std::vector<std::string> short_answer(const std::string& prompt = "The little dog") {
-  return {"-p", prompt, "-n", "32", "--temp", "0", "--print-checksum"};
-}
 
 bool row_is(const std::string& status, const std::string& name, bool alive, const std::string& layers) {
   const auto r = test::find_row(test::status_rows(status), name);
