@@ -140,12 +140,22 @@ void print_status(const msg::cluster_status& s) {
   }
 }
 
+// The reason inside a CAF error's text (`system_error(..., ("refused: bad mac"))` -> `refused: bad mac`), with a
+// hint for the cases a user can fix.
+std::string readable(const caf::error& e) {
+  std::string text = caf::to_string(e);
+  const size_t a = text.find("(\""), b = text.rfind("\")");
+  if (a != std::string::npos && b != std::string::npos && b > a + 2) text = text.substr(a + 2, b - a - 2);
+  if (text.find("bad mac") != std::string::npos) text += " (the cluster secret differs: check --cluster-secret-file)";
+  return text;
+}
+
 // Connects and asks the head for its status. Returns 0 and fills *head / *st, or prints the error and returns 1.
 int connect_head(caf::scoped_actor& self, caf::actor net, const host_port& hp, std::string* head, msg::cluster_status* st) {
   int rc = 0;
   self->request(net, 15s, net_connect_atom_v, std::string(), hp.host, hp.port)
       .receive([&](const std::string& name) { *head = name; },
-               [&](const caf::error& e) { rc = chat_fail("cannot connect to " + hp.str() + ": " + caf::to_string(e)); });
+               [&](const caf::error& e) { rc = chat_fail("cannot connect to " + hp.str() + ": " + readable(e)); });
   if (rc) return rc;
   self->send(net, net_send_atom_v, *head, make_frame_ptr(msg::status_request{}));
   bool got = false, failed = false;
@@ -184,7 +194,7 @@ int run_remote_chat(const chat_cli_options& o) {
     if (!secret.ok()) return chat_fail(secret.err().message);
     nc.secret = std::move(secret).value();
   }
-  spdlog::set_level(o.verbose ? spdlog::level::info : spdlog::level::warn);
+  spdlog::set_level(o.verbose ? spdlog::level::info : spdlog::level::err);  // the client reports errors itself
   caf::actor_system_config cfg;
   lime_init_caf(cfg);
   cfg.set("scheduler.max-threads", 2);
