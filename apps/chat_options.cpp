@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 
+#include "runtime/placement.h"
 #include "runtime/sampler.h"
 
 namespace lime::app {
@@ -51,6 +52,8 @@ const char* chat_usage() {
          "  --raw                   ignore the chat template: plain completion\n"
          "  --ignore-eos            keep generating past end-of-generation tokens\n"
          "  --kv-type f32|f16       KV cache type (default f32; f16 is not bitwise equal to f32)\n"
+         "  --mem-budget SIZE       hard memory limit of the process (e.g. 384M, 2G, bytes): weights beyond it are\n"
+         "                          streamed from the file with O_DIRECT; same output (default: none, mmap)\n"
          "  --print-checksum        print 'checksum: <hex>' of the logits chain on stderr at exit\n"
          "  --verbose               model, seed, template and timing details on stderr\n"
          "  --connect HOST:PORT     chat with a lime cluster's head instead of a model in this process\n"
@@ -101,7 +104,12 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
     else if (f == "--connect") { if (!(v = value(argv[i]))) return false; o->connect = v; }
     else if (f == "--cluster-secret-file") { if (!(v = value(argv[i]))) return false; o->secret_file = v; }
     else if (f == "--status") o->status = true;
-    else if (f == "--kv-type") {
+    else if (f == "--mem-budget") {
+      if (!(v = value(argv[i]))) return false;
+      auto size = parse_size(v);
+      if (!size.ok() || size.value() == 0) return bad("a size like 384M or 2G, or a byte count");
+      o->session.mem_budget = size.value();
+    } else if (f == "--kv-type") {
       if (!(v = value(argv[i]))) return false;
       if (std::strcmp(v, "f32") == 0) o->session.kv_type = tensor_type::f32;
       else if (std::strcmp(v, "f16") == 0) o->session.kv_type = tensor_type::f16;
@@ -113,6 +121,10 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
   }
   if (o->status && o->connect.empty()) {
     *err = "--status needs --connect HOST:PORT";
+    return false;
+  }
+  if (o->session.mem_budget > 0 && !o->connect.empty()) {
+    *err = "--mem-budget limits a model in this process; a cluster's nodes take lime-node --mem-budget";
     return false;
   }
   if (o->model_path.empty() && o->connect.empty() && !o->help) {

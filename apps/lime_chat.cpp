@@ -8,7 +8,9 @@
 #include "apps/chat_options.h"
 #include "apps/chat_remote.h"
 #include "runtime/chat.h"
+#include "runtime/mem_budget.h"
 #include "runtime/model.h"
+#include "runtime/placement.h"
 #include "runtime/tokenizer.h"
 
 namespace {
@@ -38,6 +40,39 @@ class local_backend : public lime::app::chat_backend {
 };
 
 int fail(const std::string& msg) { return lime::app::chat_fail(msg); }
+
+std::string mib(uint64_t b) { return lime::format_size(b); }
+
+// --verbose with --mem-budget: how the budget was split and what the weight store keeps and streams.
+void print_budget_plan(const lime::session& s) {
+  const lime::mem_budget_split* b = s.budget();
+  const lime::weight_store* w = s.weights();
+  if (!b || !w) return;
+  const lime::weight_store_stats st = w->stats();
+  std::fprintf(stderr, "memory: %s\n", b->describe().c_str());
+  std::fprintf(stderr, "weights: %s resident of %s, %s streamed per token, ring %d x %s, row buffer %s, I/O %s%s%s, policy %s\n",
+               mib(st.resident_bytes).c_str(), mib(st.weight_bytes).c_str(), mib(st.streamed_per_pass).c_str(), st.ring_depth,
+               mib(st.slot_bytes).c_str(), mib(st.row_buffer_bytes).c_str(), lime::io_mode_name(st.mode),
+               st.mode_note.empty() ? "" : ": ", st.mode_note.c_str(), lime::weight_policy_name(st.policy));
+  std::fprintf(stderr, "weights: %s held (%s locked%s%s)\n", mib(st.accounted).c_str(), mib(st.locked_bytes).c_str(),
+               st.lock_note.empty() ? "" : ": ", st.lock_note.c_str());
+}
+
+// --verbose at exit: the store's counters and the process's peak resident set.
+void print_exit_stats(const lime::session& s) {
+  if (const lime::weight_store* w = s.weights()) {
+    const lime::weight_store_stats st = w->stats();
+    std::fprintf(stderr,
+                 "weights: %" PRIu64 " passes, streamed %s (+%s embedding rows, %s loaded resident) in %" PRIu64
+                 " reads, %.3f s reading, compute waited %.3f s (%" PRIu64 " waits), peak held %s of %s\n",
+                 st.n_passes, mib(st.bytes_streamed).c_str(), mib(st.bytes_rows).c_str(), mib(st.bytes_loaded).c_str(), st.n_reads,
+                 st.read_seconds, st.wait_seconds, st.n_waits, mib(st.peak_accounted).c_str(), mib(st.budget).c_str());
+  }
+  const lime::process_memory pm = lime::process_memory_read();
+  std::fprintf(stderr, "memory: peak RSS %s (now %s: anonymous %s, file %s)%s%s\n", mib(pm.peak_rss).c_str(), mib(pm.rss).c_str(),
+               mib(pm.rss_anon).c_str(), mib(pm.rss_file).c_str(), s.budget() ? ", budget " : "",
+               s.budget() ? mib(s.budget()->budget).c_str() : "");
+}
 
 }  // namespace
 
@@ -71,6 +106,10 @@ int main(int argc, char** argv) {
                  lime::tensor_type_name(o.session.kv_type));
   if (!chat.fallback_reason().empty()) std::fprintf(stderr, "lime-chat: %s\n", chat.fallback_reason().c_str());
 
+  if (o.verbose) print_budget_plan(**sess);
+
   local_backend backend(chat);
-  return lime::app::run_chat(o, backend);
+  const int rc = lime::app::run_chat(o, backend);
+  if (o.verbose) print_exit_stats(**sess);
+  return rc;
 }

@@ -48,9 +48,32 @@ result<std::unique_ptr<session>> session::create(const model& m, const vocab& vo
   kc.type = cfg.kv_type;
   kc.block_size = 32;
   kc.max_blocks = (s->n_ctx_ + kc.block_size - 1) / kc.block_size;
+  if (cfg.mem_budget > 0) {
+    // --- budget: the split decides the KV pool and the weight store's share (runtime/mem_budget.h)
+    if (m.file().path().empty())
+      return make_error(errc::invalid_argument, "a memory budget needs a model loaded from a file (the weights are streamed from it)");
+    mem_budget_config bc;
+    bc.budget = cfg.mem_budget;
+    bc.n_ctx = s->n_ctx_;
+    bc.n_batch = s->cfg_.n_batch;
+    bc.n_threads = n_threads;
+    bc.kv_type = cfg.kv_type;
+    bc.kv_block_size = kc.block_size;
+    bc.store = cfg.store;
+    LIME_TRY(mem_budget_split split, mem_budget_plan(m, bc));
+    // Before the store allocates: the read-ahead of the model's load leaves file pages cached that the streamed
+    // weights never use, and a memory cgroup charges them to this process.
+    LIME_TRY_VOID(mem_budget_drop_file_cache(m.file().path()));
+    kc.max_blocks = split.kv_blocks;
+    weight_store_config sc = cfg.store;
+    sc.range = layer_range{0, hp.n_layer};
+    sc.budget = split.weights;
+    LIME_TRY(s->store_, weight_store::create(m, m.file().path(), sc));
+    s->budget_ = split;
+  }
   LIME_TRY(kv_cache kv, kv_cache::create(kc));
   s->kv_ = std::make_unique<kv_cache>(std::move(kv));
-  s->fwd_ = std::make_unique<forward_pass>(m, layer_range{0, hp.n_layer}, *s->kv_, *s->pool_);
+  s->fwd_ = std::make_unique<forward_pass>(m, layer_range{0, hp.n_layer}, *s->kv_, *s->pool_, s->store_.get());
   return s;
 }
 

@@ -6,15 +6,18 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "runtime/forward.h"
 #include "runtime/kv_cache.h"
+#include "runtime/mem_budget.h"
 #include "runtime/model.h"
 #include "runtime/result.h"
 #include "runtime/sampler.h"
 #include "runtime/thread_pool.h"
 #include "runtime/vocab.h"
+#include "runtime/weight_store.h"
 
 namespace lime {
 
@@ -26,6 +29,11 @@ struct session_config {
   int32_t n_threads = 0;  // 0: all online CPUs
   int32_t n_batch = 512;  // prompt tokens per forward call during prefill
   tensor_type kv_type = tensor_type::f32;  // f16 is an explicit opt-in (not bitwise equal to f32 KV)
+  // Hard memory budget of the process in bytes (runtime/mem_budget.h); 0: no limit, weights read from the mapped
+  // file. With a budget the weights go through a weight_store (resident share + O_DIRECT streaming) and the KV
+  // pool holds exactly n_ctx positions. The model must have been loaded from a file (the store reads it).
+  uint64_t mem_budget = 0;
+  weight_store_config store;  // the store's settings with a budget (its budget and range are set from the split)
 };
 
 struct generation_stats {
@@ -40,7 +48,9 @@ struct generation_stats {
 
 class session {
  public:
-  // voc: for end-of-generation ids (kept by reference; must outlive the session).
+  // voc: for end-of-generation ids (kept by reference; must outlive the session). With cfg.mem_budget, errors
+  // also: out_of_memory (the budget cannot hold the KV for n_ctx next to the weight store's minimum; the message
+  // says the smallest budget that works), invalid_argument (a model not loaded from a file), io_error.
   static result<std::unique_ptr<session>> create(const model& m, const vocab& voc, const session_config& cfg);
 
   // Generates after `prompt` (the whole conversation so far, BOS included where wanted).
@@ -60,6 +70,9 @@ class session {
   int32_t n_ctx() const { return n_ctx_; }
   int n_threads() const { return pool_->n_threads(); }
   const kv_cache& kv() const { return *kv_; }
+  // With a memory budget: the store serving the weights and the split; nullptr without one.
+  const weight_store* weights() const { return store_.get(); }
+  const mem_budget_split* budget() const { return budget_ ? &*budget_ : nullptr; }
 
  private:
   session() = default;
@@ -74,6 +87,8 @@ class session {
   int32_t n_ctx_ = 0;
   std::unique_ptr<thread_pool> pool_;
   std::unique_ptr<kv_cache> kv_;
+  std::optional<mem_budget_split> budget_;  // set with a memory budget
+  std::unique_ptr<weight_store> store_;      // with a budget; declared before fwd_, which uses it
   std::unique_ptr<forward_pass> fwd_;
   micro_batch batch_;
   forward_output out_;
