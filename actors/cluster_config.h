@@ -28,6 +28,8 @@ struct node_config {
   uint64_t mem_budget = 0;               // bytes; 0 = no limit
   int32_t n_threads = 0;                 // compute threads per layer group; 0 = all CPUs
   uint64_t model_id = 0;                 // content id (or full hash with --verify-model)
+  double compute_rate = 0;               // measured fp32 FLOP/s of this node's compute threads (profile)
+  double storage_read_rate = 0;          // measured cold read rate of the model file, bytes/s (profile)
   // Head only.
   std::string placement;                 // fixed placement "NAME=LO-HI,..." ("" = proportional to budgets)
   int32_t n_ctx = 0;                     // context per sequence; 0 = the model's, capped at 4096

@@ -231,6 +231,8 @@ void send_profile(node_actor self, const std::string& peer) {
   p.mem_budget = st.cfg.mem_budget;
   p.listen = msg::node_address{st.cfg.name, st.cfg.listen.host, st.cfg.listen.port};
   p.model_id = st.cfg.model_id;
+  p.compute_rate = st.cfg.compute_rate;
+  p.storage_read_rate = st.cfg.storage_read_rate;
   self->send(st.net, net_send_atom_v, peer, make_frame_ptr(p));
 }
 
@@ -261,6 +263,8 @@ caf::behavior node_fn(node_actor self, node_config cfg, node_context ctx, caf::a
     p.mem_budget = st.cfg.mem_budget;
     p.listen = msg::node_address{st.cfg.name, st.cfg.listen.host, st.cfg.listen.port};
     p.model_id = st.cfg.model_id;
+    p.compute_rate = st.cfg.compute_rate;
+    p.storage_read_rate = st.cfg.storage_read_rate;
     st.supervisor = spawn_supervisor(self->system(), supervisor_args{st.cfg, ctx, p, caf::actor_cast<caf::actor>(self), net, st.scheduler});
     self->link_to(st.scheduler);
     self->link_to(st.supervisor);

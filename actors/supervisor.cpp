@@ -141,8 +141,9 @@ void on_profile(sup_actor self, const std::string& from, const msg::node_profile
   n.alive = true;
   n.failed = false;
   if (!was_alive) n.join_order = ++st.joins;
-  spdlog::info("supervisor: node {} joined (budget {}, listening {}:{})", from,
-               p.mem_budget ? format_size(p.mem_budget) : std::string("unlimited"), p.listen.host, p.listen.port);
+  spdlog::info("supervisor: node {} joined (budget {}, {:.1f} GFLOP/s, storage {:.0f} MB/s, listening {}:{})", from,
+               p.mem_budget ? format_size(p.mem_budget) : std::string("unlimited"), p.compute_rate / 1e9,
+               p.storage_read_rate / 1e6, p.listen.host, p.listen.port);
   if (!st.waited) {
     size_t present = 0;
     for (auto& [name, e] : st.nodes) present += e.alive && name != st.a.cfg.name;

@@ -17,6 +17,7 @@
 #include "actors/node.h"
 #include "apps/net_args.h"
 #include "apps/node_options.h"
+#include "runtime/device_profile.h"
 #include "runtime/model_id.h"
 #include "runtime/placement.h"
 
@@ -51,6 +52,14 @@ int main(int argc, char** argv) {
     auto h = lime::model_full_hash(o.model_path);
     if (!h.ok()) return fail(h.err().message);
     o.node.model_id = *h;
+  }
+  {
+    const lime::device_profile prof = lime::measure_device_profile(o.model_path, o.node.n_threads);
+    o.node.compute_rate = prof.compute_flops;
+    o.node.storage_read_rate = prof.storage_bytes_s;
+    spdlog::info("profile: {:.1f} GFLOP/s fp32 on {} thread(s), model storage {:.0f} MB/s{}", prof.compute_flops / 1e9,
+                 o.node.n_threads > 0 ? o.node.n_threads : 0, prof.storage_bytes_s / 1e6,
+                 prof.direct_io ? " (O_DIRECT)" : " (buffered)");
   }
   if (!o.secret_file.empty()) {
     auto secret = lime::app::read_secret_file(o.secret_file);
