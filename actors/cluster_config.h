@@ -25,7 +25,7 @@ struct node_config {
   std::vector<host_port> peers;          // head: workers to dial (and to wait for before the first placement)
   host_port join;                        // worker: the head to dial (port 0: wait to be dialed)
   std::vector<uint8_t> secret;           // cluster secret (HMAC key)
-  uint64_t mem_budget = 0;               // bytes; 0 = no limit
+  uint64_t mem_budget = 0;               // bytes for weights + KV + activations (runtime/node_budget.h); 0 = no limit
   int32_t n_threads = 0;                 // compute threads per layer group; 0 = all CPUs
   uint64_t model_id = 0;                 // content id (or full hash with --verify-model)
   double compute_rate = 0;               // measured fp32 FLOP/s of this node's compute threads (profile)
@@ -43,7 +43,8 @@ struct node_config {
   std::chrono::milliseconds heartbeat_timeout{1000};
   // Test hook: the process exits (as if killed) when its layer groups have run this many micro-batches (-1: off).
   int64_t crash_after_batches = -1;
-  // Test hook: false spawns layer groups on the scheduler instead of their own threads (deterministic actor tests).
+  // Test hook: false spawns layer groups and the loader on the scheduler instead of their own threads
+  // (deterministic actor tests).
   bool detach_layer_groups = true;
 };
 

@@ -19,6 +19,9 @@ struct kv_state {
   std::map<int32_t, std::pair<uint64_t, uint64_t>> groups;  // lo -> (used, limit)
   msg::pressure_level level = msg::pressure_level::normal;
   uint64_t reported_used = 0, reported_limit = 0;  // totals in the last report
+  uint64_t high_limit = 0;                         // the KV limit when pressure high was last reported
+  uint64_t weights_resident = 0, weights_streamed = 0;  // from the loader, passed on in every report
+  uint64_t reported_resident = 0, reported_streamed = 0;
   bool report_due = false;                         // a report of changed totals is scheduled
   static inline const char* name = "kv_manager";
 };
@@ -33,6 +36,20 @@ caf::behavior kv_manager_fn(caf::stateful_actor<kv_state>* self, kv_manager_args
     }
     return std::make_pair(used, limit);
   };
+  auto report = [self](uint64_t u, uint64_t l) {
+    auto& st = self->state;
+    st.reported_used = u;
+    st.reported_limit = l;
+    st.reported_resident = st.weights_resident;
+    st.reported_streamed = st.weights_streamed;
+    self->send(st.args.node, route_atom_v,
+               make_frame_ptr(msg::memory_pressure{st.args.node_name, u, l, st.level, st.weights_resident, st.weights_streamed}));
+  };
+  auto changed = [self](uint64_t u, uint64_t l) {
+    auto& st = self->state;
+    return u != st.reported_used || l != st.reported_limit || st.weights_resident != st.reported_resident ||
+           st.weights_streamed != st.reported_streamed;
+  };
   return {
       [=](kv_usage_atom, int32_t lo, uint64_t used, uint64_t limit) {
         auto& st = self->state;
@@ -43,14 +60,16 @@ caf::behavior kv_manager_fn(caf::stateful_actor<kv_state>* self, kv_manager_args
         msg::pressure_level next = st.level;
         if (frac >= st.args.high_watermark) next = msg::pressure_level::high;
         else if (frac <= st.args.low_watermark) next = msg::pressure_level::normal;
-        if (next != st.level) {
+        // Still high, but the pool grew since the last high report (the loader gave it weight budget) and use has
+        // caught up with the larger pool again: that is new pressure, reported at once.
+        const bool high_again = st.level == msg::pressure_level::high && frac >= st.args.high_watermark && l > st.high_limit;
+        if (next != st.level || high_again) {
           st.level = next;
+          if (next == msg::pressure_level::high) st.high_limit = l;
           spdlog::info("kv: node {} KV at {:.0f}% ({} of {} bytes): pressure {}", st.args.node_name, frac * 100, u, l,
                        next == msg::pressure_level::high ? "high" : "normal");
-          st.reported_used = u;
-          st.reported_limit = l;
-          self->send(st.args.node, route_atom_v, make_frame_ptr(msg::memory_pressure{st.args.node_name, u, l, next}));
-        } else if ((u != st.reported_used || l != st.reported_limit) && !st.report_due) {
+          report(u, l);
+        } else if (changed(u, l) && !st.report_due) {
           // Usage for the cluster status: at most one report per second besides level changes.
           st.report_due = true;
           self->delayed_send(self, std::chrono::seconds(1), kv_query_atom_v, true);
@@ -60,10 +79,16 @@ caf::behavior kv_manager_fn(caf::stateful_actor<kv_state>* self, kv_manager_args
         auto& st = self->state;
         st.report_due = false;
         auto [u, l] = totals();
-        if (u == st.reported_used && l == st.reported_limit) return;
-        st.reported_used = u;
-        st.reported_limit = l;
-        self->send(st.args.node, route_atom_v, make_frame_ptr(msg::memory_pressure{st.args.node_name, u, l, st.level}));
+        if (changed(u, l)) report(u, l);
+      },
+      [=](weights_atom, uint64_t resident, uint64_t streamed) {
+        // Rare (a store built, a budget change applied): reported at once, so the cluster status has it by the
+        // time the placement serves.
+        auto& st = self->state;
+        st.weights_resident = resident;
+        st.weights_streamed = streamed;
+        auto [u, l] = totals();
+        if (changed(u, l)) report(u, l);
       },
       [=](kv_query_atom) -> caf::result<uint64_t, uint64_t> {
         auto [u, l] = totals();
@@ -72,7 +97,7 @@ caf::behavior kv_manager_fn(caf::stateful_actor<kv_state>* self, kv_manager_args
       [=](tick_atom) {
         self->state.groups.clear();
         self->state.level = msg::pressure_level::normal;
-        self->state.reported_used = self->state.reported_limit = 0;
+        self->state.reported_used = self->state.reported_limit = self->state.high_limit = 0;
       },
   };
 }

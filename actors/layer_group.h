@@ -33,6 +33,15 @@ struct layer_group_args {
 //   (std::string from, frame_ptr f)  f: micro_batch (epoch must equal the group's; first_layer == range.lo),
 //                                        seq_free (releases those sequences' KV and refuses them from now on),
 //                                        prefetch_ready (from the loader).
+//   weight_store_handle              from the loader before prefetch_ready when the group's weights are streamed:
+//                                    the stage reads them through the store (stage_config::weights)
+//   (kv_grow_atom, int32_t blocks)   from the loader: weight budget was given back; the store's pending plan is
+//                                    installed (apply_pending, this thread), then the KV pool grows by `blocks`
+//   (kv_shrink_atom) -> int32_t      from the loader: lower the KV pool to max(the split's limit, in use, in use /
+//                                    k_kv_target) and return the blocks freed
+// With a store, a batch that finds the KV pool full is not failed at once: it (and every batch behind it) waits
+// while the group asks the loader for room ((kv_full_atom, lo, blocks) -> kv_grow); it fails only when the loader
+// has nothing left to give.
 // Outputs (to node, as (route_atom, frame_ptr), stamped with the group's epoch):
 //   micro_batch for the next group (first_layer = hi, activations), or sampled_tokens at the last layer, or
 //   error{request_id = batch id, code "batch_failed"} when the stage refused the batch (KV full, bad sizes).

@@ -10,9 +10,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "actors/frame_ptr.h"
 #include "actors/kv_manager.h"
@@ -22,6 +24,8 @@
 #include "actors/scheduler.h"
 #include "actors/supervisor.h"
 #include "actors/type_ids.h"
+#include "runtime/node_budget.h"
+#include "runtime/placement.h"
 #include "runtime/stage.h"
 
 namespace lime {
@@ -71,6 +75,7 @@ void stop_groups(node_actor self) {
   st.groups.clear();
   st.groups_pending.clear();
   self->send(st.kv, tick_atom_v);
+  self->send(st.loader, loader_plan{st.epoch, {}});  // the loader lets go of the stores (each group holds its own)
 }
 
 void maybe_ack(node_actor self) {
@@ -82,21 +87,37 @@ void maybe_ack(node_actor self) {
   send_to_head(self, make_frame_ptr(ack, st.epoch));
 }
 
-// KV blocks a group may use: the node's budget minus its weights, shared by layer count; no budget = no cap.
-int32_t kv_blocks_for(node_actor self, layer_range r, uint64_t my_weights, int32_t my_layers) {
+// The node's budget terms (runtime/node_budget.h) from its flags: activations for the micro-batches its -b and
+// --parallel allow (give workers the head's values), KV in 32-position blocks, weights streamed with policy lime.
+node_budget_config budget_config(const node_config& c) {
+  node_budget_config b;
+  b.budget = c.mem_budget;
+  b.n_rows = c.max_batch_tokens;
+  b.n_logit_rows = c.max_active;
+  b.n_threads = c.n_threads > 0 ? c.n_threads : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  b.store.policy = weight_policy::lime;
+  return b;
+}
+
+std::string mib(uint64_t b) { return format_size(b); }
+
+// Logs the split at info: the node's terms, and per group what it keeps resident or streams.
+void log_split(node_actor self, const node_budget_split& s) {
   auto& st = self->state;
-  const model_hparams& hp = st.ctx.mdl->hparams();
-  const uint64_t block_bytes = 2ull * static_cast<uint64_t>(r.hi - r.lo) * 32ull * static_cast<uint64_t>(hp.n_embd_kv()) * 4ull;
-  if (st.cfg.mem_budget == 0) return 1 << 20;
-  // Activations and scratch of a 512-row micro-batch (forward_pass's buffers) plus 64 rows of logits: what the node
-  // needs besides weights and KV. The placement reserves KV for 256 positions per layer on top of the weights.
-  const uint64_t rows = 512;
-  const uint64_t overhead = rows * 4ull * static_cast<uint64_t>(4 * hp.n_embd + 2 * hp.n_embd_q() + 2 * hp.n_embd_kv() + 2 * hp.n_ff) +
-                            64ull * 4ull * static_cast<uint64_t>(hp.n_vocab);
-  const uint64_t used = my_weights + overhead;
-  const uint64_t kv_total = st.cfg.mem_budget > used ? st.cfg.mem_budget - used : 0;
-  const uint64_t share = kv_total / static_cast<uint64_t>(my_layers) * static_cast<uint64_t>(r.hi - r.lo);
-  return static_cast<int32_t>(std::max<uint64_t>(1, std::min<uint64_t>(share / block_bytes, 1u << 20)));
+  if (s.over)
+    spdlog::warn("node {}: epoch {}: {}; running them resident", st.cfg.name, st.epoch, s.describe());
+  else
+    spdlog::info("node {}: epoch {}: memory {}", st.cfg.name, st.epoch, s.describe());
+  for (const node_group_budget& g : s.groups) {
+    const std::string kv = std::to_string(g.kv_blocks) + " KV blocks x " + mib(g.kv_block_bytes);
+    if (g.streamed)
+      spdlog::info("node {}: layers {}-{}: weights {} streamed through a store of {} (minimum {}), {}, activations {}",
+                   st.cfg.name, g.range.lo, g.range.hi, mib(g.weight_bytes), mib(g.store_budget), mib(g.store_min), kv,
+                   mib(g.activations));
+    else if (s.budget)
+      spdlog::info("node {}: layers {}-{}: weights {} resident (mapped), {}, activations {}", st.cfg.name, g.range.lo,
+                   g.range.hi, mib(g.weight_bytes), kv, mib(g.activations));
+  }
 }
 
 void link_to(node_actor self, const msg::node_address& a) {
@@ -126,21 +147,33 @@ void apply_assignment(node_actor self, const msg::assignment& a, uint64_t epoch)
   st.ack_sent = false;
   st.ack_error.clear();
   if (a.model_id != st.cfg.model_id) st.ack_error = "serves another model than the head";
-  uint64_t my_weights = 0;
-  int32_t my_layers = 0;
+  std::vector<layer_range> my_ranges;
   for (const auto& g : a.groups)
-    if (g.node == st.cfg.name) {
-      my_weights += stage_weight_bytes(*st.ctx.mdl, layer_range{g.layer_lo, g.layer_hi});
-      my_layers += g.layer_hi - g.layer_lo;
-    }
+    if (g.node == st.cfg.name) my_ranges.push_back(layer_range{g.layer_lo, g.layer_hi});
+  node_budget_split split;
+  if (st.ack_error.empty() && !my_ranges.empty()) {
+    auto s = node_budget_plan(*st.ctx.mdl, my_ranges, budget_config(st.cfg));
+    if (s.ok()) split = std::move(s).value();
+    else st.ack_error = s.err().message;
+  }
+  if (st.ack_error.empty() && !split.groups.empty()) {
+    log_split(self, split);
+    // The loader learns the split before any group of this epoch asks it for weights (same mailbox, sent first).
+    loader_plan lp;
+    lp.epoch = epoch;
+    for (const node_group_budget& g : split.groups)
+      lp.groups.push_back(loader_group_plan{g.range.lo, g.range.hi, g.streamed, g.store_budget, g.store_min,
+                                            g.kv_block_bytes, g.kv_blocks});
+    self->send(st.loader, std::move(lp));
+  }
   std::string mine;
-  for (const auto& g : a.groups) {
-    if (g.node != st.cfg.name || !st.ack_error.empty()) continue;
+  for (size_t i = 0; i < split.groups.size() && st.ack_error.empty(); ++i) {
+    const node_group_budget& g = split.groups[i];
     layer_group_args ga;
     ga.ctx = st.ctx;
-    ga.stage.range = layer_range{g.layer_lo, g.layer_hi};
+    ga.stage.range = g.range;
     ga.stage.n_threads = st.cfg.n_threads;
-    ga.stage.kv_max_blocks = kv_blocks_for(self, ga.stage.range, my_weights, my_layers);
+    ga.stage.kv_max_blocks = g.kv_blocks;
     ga.epoch = epoch;
     ga.node = caf::actor_cast<caf::actor>(self);
     ga.loader = st.loader;
@@ -149,9 +182,9 @@ void apply_assignment(node_actor self, const msg::assignment& a, uint64_t epoch)
     ga.detached = st.cfg.detach_layer_groups;
     caf::actor g_actor = spawn_layer_group(self->system(), ga);
     self->link_to(g_actor);
-    st.groups[g.layer_lo] = g_actor;
-    st.groups_pending.insert(g.layer_lo);
-    mine += (mine.empty() ? "" : ",") + std::to_string(g.layer_lo) + "-" + std::to_string(g.layer_hi);
+    st.groups[g.range.lo] = g_actor;
+    st.groups_pending.insert(g.range.lo);
+    mine += (mine.empty() ? "" : ",") + std::to_string(g.range.lo) + "-" + std::to_string(g.range.hi);
   }
   spdlog::info("node {}: epoch {}: holds layers {} of {}", st.cfg.name, epoch, mine.empty() ? "none" : mine,
                st.ctx.mdl->hparams().n_layer);
@@ -207,6 +240,8 @@ void handle(node_actor self, const std::string& from, const frame_ptr& f, bool l
     apply_assignment(self, std::get<msg::assignment>(body), f->epoch);
   } else if (std::holds_alternative<msg::node_profile>(body) || std::holds_alternative<msg::assignment_ack>(body) ||
              std::holds_alternative<msg::memory_pressure>(body)) {
+    // This node's own KV pressure (from its kv_manager) is the loader's to act on, besides the supervisor's to hear.
+    if (local && std::holds_alternative<msg::memory_pressure>(body)) self->send(st.loader, from, f);
     if (st.cfg.head) self->send(st.supervisor, from, f);
     else if (local) send_to_head(self, f);
   } else if (std::holds_alternative<msg::generation_request>(body) || std::holds_alternative<msg::cancel_request>(body)) {
@@ -250,8 +285,16 @@ caf::behavior node_fn(node_actor self, node_config cfg, node_context ctx, caf::a
   st.net = net;
   if (st.cfg.crash_after_batches >= 0)
     st.crash_countdown = std::make_shared<std::atomic<int64_t>>(st.cfg.crash_after_batches);
-  st.loader = spawn_loader(self->system(), ctx);
-  st.kv = spawn_kv_manager(self->system(), kv_manager_args{st.cfg.name, caf::actor_cast<caf::actor>(self)});
+  kv_manager_args ka{st.cfg.name, caf::actor_cast<caf::actor>(self)};
+  ka.high_watermark = k_kv_high;
+  ka.low_watermark = k_kv_low;
+  st.kv = spawn_kv_manager(self->system(), ka);
+  loader_args la;
+  la.ctx = ctx;
+  la.node_name = st.cfg.name;
+  la.kv_manager = st.kv;
+  la.detached = st.cfg.detach_layer_groups;
+  st.loader = spawn_loader(self->system(), la);
   self->link_to(st.loader);
   self->link_to(st.kv);
   self->send(net, net_sink_atom_v, caf::actor_cast<caf::actor>(self));

@@ -1,7 +1,8 @@
 // The node actor: one per process. It is the network actor's sink and the router of every frame: micro-batches go to
 // the local layer group that starts at their first layer or to the node that holds it, sampled tokens and batch
 // errors go to the head's scheduler, profiles/acks/pressure to the supervisor, client requests to the scheduler. It
-// applies assignments (spawns and links its layer groups, loader and kv_manager; drops frames of older epochs), dials
+// applies assignments (splits its memory budget over its layer groups: runtime/node_budget.h, given to the loader;
+// spawns and links its layer groups, loader and kv_manager; drops frames of older epochs), dials
 // the nodes it must reach, reports its profile, and on the head also spawns the supervisor and scheduler.
 #pragma once
 #include <caf/actor.hpp>

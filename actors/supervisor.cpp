@@ -13,6 +13,7 @@
 #include "actors/network_types.h"
 #include "actors/type_ids.h"
 #include "runtime/chat_template.h"
+#include "runtime/node_budget.h"
 #include "runtime/placement.h"
 #include "runtime/stage.h"
 
@@ -27,6 +28,8 @@ struct node_entry {
   bool failed = false;       // refused its assignment or timed out: not placed again until it rejoins
   uint64_t join_order = 0;
   uint64_t kv_used = 0, kv_limit = 0;
+  bool weights_reported = false;             // its pressure reports carry its weight bytes (this epoch)
+  uint64_t weights_resident = 0, weights_streamed = 0;
 };
 
 struct sup_state {
@@ -78,7 +81,25 @@ result<std::vector<placement_group>> compute_placement(sup_actor self, const std
   std::vector<node_capacity> caps;
   for (node_entry* n : nodes) caps.push_back(node_capacity{n->profile.name, n->profile.mem_budget ? n->profile.mem_budget : (1ull << 40)});
   const uint64_t kv_reserve = 2ull * 256ull * static_cast<uint64_t>(hp.n_embd_kv()) * 4ull;
-  return place_by_budget(footprint_of(*st.a.ctx.mdl, kv_reserve), caps);
+  model_footprint fp = footprint_of(*st.a.ctx.mdl, kv_reserve);
+  // A node holds a range when it fits resident (weights + KV reserve) or streamed: the weight store's minimum + KV
+  // reserve + activations (runtime/node_budget.h, the node's own split). Activations are sized with the head's -b
+  // and --parallel. Memoized: the placement asks for the same ranges many times.
+  node_budget_config nb;
+  nb.n_rows = st.a.cfg.max_batch_tokens;
+  nb.n_logit_rows = st.a.cfg.max_active;
+  nb.n_threads = st.a.cfg.n_threads > 0 ? st.a.cfg.n_threads : 1;
+  nb.store.policy = weight_policy::lime;
+  auto memo = std::make_shared<std::map<std::pair<int32_t, int32_t>, uint64_t>>();
+  const model* m = st.a.ctx.mdl;
+  fp.range_bytes = [m, nb, memo](int32_t lo, int32_t hi) {
+    auto it = memo->find({lo, hi});
+    if (it != memo->end()) return it->second;
+    const uint64_t need = node_budget_range_need(*m, layer_range{lo, hi}, nb);
+    (*memo)[{lo, hi}] = need;
+    return need;
+  };
+  return place_by_budget(fp, caps);
 }
 
 void announce(sup_actor self, bool serving) {
@@ -91,6 +112,7 @@ void place(sup_actor self, const std::string& why) {
   auto& st = self->state;
   st.waited = true;
   st.join_pending = false;
+  for (auto& [name, n] : st.nodes) n.weights_reported = false;  // until its loader reports this epoch's weights
   auto nodes = usable_nodes(self);
   auto groups = compute_placement(self, nodes);
   ++st.epoch;  // even a failed placement ends the old epoch: frames of the old placement are stale now
@@ -219,6 +241,10 @@ void finish_status(sup_actor self, const std::string& client, const net_stats& n
         ns_.groups += (ns_.groups.empty() ? "" : ",") + std::to_string(g.layer_lo) + "-" + std::to_string(g.layer_hi);
         ns_.weight_bytes += stage_weight_bytes(*s.a.ctx.mdl, layer_range{g.layer_lo, g.layer_hi});
       }
+    if (n.weights_reported && !ns_.groups.empty()) {  // what its loader holds: resident part and streamed per token
+      ns_.weight_bytes = n.weights_resident;
+      ns_.weight_bytes_streamed = n.weights_streamed;
+    }
     ns_.mem_budget = n.profile.mem_budget;
     ns_.kv_bytes_used = n.kv_used;
     ns_.kv_bytes_limit = n.kv_limit;
@@ -253,6 +279,9 @@ caf::behavior supervisor_fn(sup_actor self, supervisor_args args) {
           if (it != self->state.nodes.end()) {
             it->second.kv_used = m->kv_bytes_used;
             it->second.kv_limit = m->kv_bytes_limit;
+            it->second.weights_reported = m->weight_bytes_resident > 0 || m->weight_bytes_streamed > 0;
+            it->second.weights_resident = m->weight_bytes_resident;
+            it->second.weights_streamed = m->weight_bytes_streamed;
           }
           if (m->level == msg::pressure_level::high || spdlog::should_log(spdlog::level::debug))
             spdlog::info("supervisor: memory pressure {} on {} (KV {} of {})", m->level == msg::pressure_level::high ? "high" : "normal",

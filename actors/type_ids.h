@@ -7,6 +7,7 @@
 #include <caf/type_id.hpp>
 
 #include "actors/frame_ptr.h"
+#include "actors/loader_types.h"
 #include "actors/network_types.h"
 
 CAF_BEGIN_TYPE_ID_BLOCK(lime, caf::first_custom_type_id)
@@ -20,6 +21,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(lime, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(lime, (lime::fault_config))
   CAF_ADD_TYPE_ID(lime, (lime::link_stats))
   CAF_ADD_TYPE_ID(lime, (lime::net_stats))
+
+  // -- message types (local only: node, loader, layer groups; never sent to a peer, see actors/loader_types.h)
+  CAF_ADD_TYPE_ID(lime, (lime::weight_store_handle))
+  CAF_ADD_TYPE_ID(lime, (lime::loader_group_plan))
+  CAF_ADD_TYPE_ID(lime, (lime::loader_plan))
 
   // -- atoms (network; CAF 0.17 atoms are at most 10 characters)
   CAF_ADD_ATOM(lime, lime, net_listen_atom, "net_listen")
@@ -46,6 +52,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(lime, caf::first_custom_type_id)
   CAF_ADD_ATOM(lime, lime, tick_atom, "tick")            // periodic timers
   CAF_ADD_ATOM(lime, lime, counts_atom, "counts")        // scheduler -> (active, queued, replays)
   CAF_ADD_ATOM(lime, lime, redial_atom, "redial")        // node: dial the head / peers again
+  CAF_ADD_ATOM(lime, lime, kv_grow_atom, "kv_grow")      // loader -> group: (blocks) weights given back, raise KV
+  CAF_ADD_ATOM(lime, lime, kv_shrink_atom, "kv_shrink")  // loader -> group: () -> blocks freed (pressure normal)
+  CAF_ADD_ATOM(lime, lime, kv_full_atom, "kv_full")      // group -> loader: (first_layer, blocks) a batch needs KV
+  CAF_ADD_ATOM(lime, lime, weights_atom, "weights")      // loader -> kv_manager: (resident, streamed per token)
 
 CAF_END_TYPE_ID_BLOCK(lime)
 

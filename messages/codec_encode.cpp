@@ -105,6 +105,8 @@ void encode_body(wire::Frame::Builder& b, const memory_pressure& v) {
   p.setKvBytesUsed(v.kv_bytes_used);
   p.setKvBytesLimit(v.kv_bytes_limit);
   p.setLevel(static_cast<wire::MemoryPressure::Level>(static_cast<uint16_t>(v.level)));
+  p.setWeightBytesResident(v.weight_bytes_resident);
+  p.setWeightBytesStreamed(v.weight_bytes_streamed);
 }
 
 void encode_body(wire::Frame::Builder& b, const assignment& v) {
@@ -208,6 +210,7 @@ void encode_body(wire::Frame::Builder& b, const cluster_status& v) {
     n.setGroups(s.groups);
     n.setMemBudget(s.mem_budget);
     n.setWeightBytes(s.weight_bytes);
+    n.setWeightBytesStreamed(s.weight_bytes_streamed);
     n.setKvBytesUsed(s.kv_bytes_used);
     n.setKvBytesLimit(s.kv_bytes_limit);
     n.setBandwidthIn(s.bandwidth_in);

@@ -69,6 +69,8 @@ struct MemoryPressure {
   kvBytesLimit @2 :UInt64;
   level @3 :Level;
   enum Level { low @0; normal @1; high @2; }
+  weightBytesResident @4 :UInt64;  # the node's weights held in memory (mapped and faulted in, or a store's resident part)
+  weightBytesStreamed @5 :UInt64;  # bytes its weight stores read per token (0: nothing streamed)
 }
 
 struct LayerGroup {
@@ -169,12 +171,13 @@ struct NodeStatus {
   address @1 :Text;            # host:port it listens on
   groups @2 :Text;             # layer ranges it holds, "0-2,4-5" (hi exclusive), "" when none
   memBudget @3 :UInt64;
-  weightBytes @4 :UInt64;      # weights of its groups
+  weightBytes @4 :UInt64;      # weights of its groups held in memory (all of them unless some are streamed)
   kvBytesUsed @5 :UInt64;
   kvBytesLimit @6 :UInt64;
   bandwidthIn @7 :Float64;     # bytes/s measured on the head's link from it (0 for the head itself)
   rttNanos @8 :Int64;          # heartbeat round trip from the head (-1 unknown)
   alive @9 :Bool;
+  weightBytesStreamed @10 :UInt64;  # bytes its weight stores read per token (0: everything resident)
 }
 
 struct ClusterStatus {

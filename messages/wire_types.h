@@ -48,6 +48,8 @@ struct memory_pressure {
   std::string node;
   uint64_t kv_bytes_used = 0, kv_bytes_limit = 0;
   pressure_level level = pressure_level::normal;
+  uint64_t weight_bytes_resident = 0;  // the node's weights in memory (mapped, or the stores' resident part)
+  uint64_t weight_bytes_streamed = 0;  // bytes its weight stores read per token
 };
 
 struct layer_group_msg { int32_t layer_lo = 0, layer_hi = 0; std::string node; };
@@ -99,6 +101,7 @@ struct node_status {
   double bandwidth_in = 0;  // bytes/s on the head's link from this node
   int64_t rtt_nanos = -1;
   bool alive = false;
+  uint64_t weight_bytes_streamed = 0;  // per token; weight_bytes is then what stays resident
 };
 struct cluster_status {
   uint64_t epoch = 0;

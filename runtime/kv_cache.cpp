@@ -37,9 +37,14 @@ result<void> kv_cache::reserve(int32_t seq, int32_t n_pos) {
     if (!free_.empty()) {
       id = free_.back();
       free_.pop_back();
+      if (!blocks_[static_cast<size_t>(id)]) {  // released by set_max_blocks
+        blocks_[static_cast<size_t>(id)].reset(new uint8_t[block_bytes()]);
+        ++blocks_allocated_;
+      }
     } else {
       id = static_cast<int32_t>(blocks_.size());
       blocks_.emplace_back(new uint8_t[block_bytes()]);
+      ++blocks_allocated_;
     }
     list.push_back(id);
     ++blocks_in_use_;
@@ -60,6 +65,24 @@ void kv_cache::truncate(int32_t seq, int32_t n_pos) {
 }
 
 void kv_cache::release(int32_t seq) { truncate(seq, 0); }
+
+result<void> kv_cache::set_max_blocks(int32_t n) {
+  if (n < 1 || n < blocks_in_use_)
+    return make_error(errc::invalid_argument, "kv cache: a limit of " + std::to_string(n) + " blocks is below the " +
+                                                  std::to_string(blocks_in_use_) + " in use (or below 1)");
+  cfg_.max_blocks = n;
+  // Free blocks keep their memory for reuse; beyond the limit that memory goes back now (a free block is never
+  // in a sequence's list, so its storage can be dropped and allocated again when it is taken).
+  for (int32_t id : free_) {
+    if (blocks_allocated_ <= n) break;
+    auto& b = blocks_[static_cast<size_t>(id)];
+    if (b) {
+      b.reset();
+      --blocks_allocated_;
+    }
+  }
+  return {};
+}
 
 int32_t kv_cache::capacity(int32_t seq) const {
   auto it = seq_blocks_.find(seq);

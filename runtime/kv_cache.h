@@ -31,6 +31,12 @@ class kv_cache {
   uint64_t block_bytes() const;
   int32_t blocks_in_use() const { return blocks_in_use_; }
   int32_t blocks_free() const { return cfg_.max_blocks - blocks_in_use_; }
+  int32_t blocks_allocated() const { return blocks_allocated_; }  // blocks whose memory is held (in use or cached)
+
+  // Changes the pool limit (memory pressure moves bytes between the KV and the weights). Lowering it releases the
+  // memory of free blocks beyond the new limit at once, so at most max(in use, n) blocks stay allocated.
+  // Errors: invalid_argument (n < 1 or n < blocks_in_use(); nothing changes).
+  result<void> set_max_blocks(int32_t n);
 
   // Makes positions [0, n_pos) of seq addressable (allocates blocks). Fails with out_of_memory, changing
   // nothing, when the pool cannot supply them.
@@ -53,9 +59,10 @@ class kv_cache {
   kv_cache_config cfg_;
   size_t elem_bytes_ = 4;
   // Block storage: each block holds [2 (k, v)][n_layer][block_size][row_elems] elements.
-  std::vector<std::unique_ptr<uint8_t[]>> blocks_;  // allocated lazily, reused through free_
+  std::vector<std::unique_ptr<uint8_t[]>> blocks_;  // allocated lazily, reused through free_; nullptr once released
   std::vector<int32_t> free_;
   int32_t blocks_in_use_ = 0;
+  int32_t blocks_allocated_ = 0;  // entries of blocks_ that hold memory
   std::unordered_map<int32_t, std::vector<int32_t>> seq_blocks_;  // seq -> block ids in position order
 };
 

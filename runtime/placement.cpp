@@ -23,6 +23,7 @@ class range_cost {
   // Bytes a node holding [lo, hi) needs; 0 for an empty range.
   uint64_t operator()(int32_t lo, int32_t hi) const {
     if (lo >= hi) return 0;
+    if (fp_.range_bytes) return fp_.range_bytes(lo, hi);
     uint64_t c = prefix_[static_cast<size_t>(hi)] - prefix_[static_cast<size_t>(lo)] +
                  fp_.kv_bytes_per_layer * static_cast<uint64_t>(hi - lo);
     if (lo == 0) c += fp_.embd_bytes;
@@ -169,7 +170,7 @@ result<std::vector<placement_group>> place_by_budget(const model_footprint& m, c
   // --- nodes that can hold at least one layer (the cheapest one, with its KV reserve)
   uint64_t cheapest = std::numeric_limits<uint64_t>::max();
   for (int32_t l = 0; l < n; ++l) {
-    const uint64_t c = m.layer_bytes[static_cast<size_t>(l)] + m.kv_bytes_per_layer;
+    const uint64_t c = m.range_bytes ? m.range_bytes(l, l + 1) : m.layer_bytes[static_cast<size_t>(l)] + m.kv_bytes_per_layer;
     if (c < cheapest) cheapest = c;
   }
   std::vector<const node_capacity*> used;
@@ -184,7 +185,8 @@ result<std::vector<placement_group>> place_by_budget(const model_footprint& m, c
   }
   auto below_capacity = [&]() {
     return make_error(errc::unavailable, "cluster below capacity: the model needs " + format_size(cost(0, n)) +
-                                             " (weights + KV reserve) in contiguous layer groups, " +
+                                             (m.range_bytes ? " (at least, on one node)" : " (weights + KV reserve)") +
+                                             " in contiguous layer groups, " +
                                              std::to_string(nodes.size()) + " node(s) offer " +
                                              format_size(offered > std::numeric_limits<uint64_t>::max()
                                                              ? std::numeric_limits<uint64_t>::max()

@@ -2,6 +2,7 @@
 // nodes' memory budgets (the planner comes later), or parsed from a flag. Pure functions, no I/O.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ struct model_footprint {
                                       // output is token_embd, so embd_bytes is part of head_bytes too
   uint64_t kv_bytes_per_layer = 0;    // KV reserve per layer a node keeps besides weights (for a minimal context)
   bool tied = false;                  // head_bytes includes token_embd: a node holding both ends counts it once
+  // Optional: the bytes a node needs to hold layers [lo, hi), replacing the sum above (the supervisor passes the
+  // smaller of that sum and the weight-streaming minimum + KV reserve + activations; runtime/node_budget.h). It must
+  // grow with the range. The split stays proportional to the budgets; only what fits a node changes.
+  std::function<uint64_t(int32_t lo, int32_t hi)> range_bytes;
 };
 
 // The footprint of a loaded model (weight bytes as the forward pass reads them).

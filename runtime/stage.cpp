@@ -45,6 +45,12 @@ int32_t pipeline_stage::kv_blocks_in_use() const { return kv_->blocks_in_use(); 
 
 uint64_t pipeline_stage::kv_block_bytes() const { return kv_->block_bytes(); }
 
+result<void> pipeline_stage::set_kv_max_blocks(int32_t n) {
+  LIME_TRY_VOID(kv_->set_max_blocks(n));
+  cfg_.kv_max_blocks = n;
+  return {};
+}
+
 void pipeline_stage::release(int32_t seq_id) { kv_->release(seq_id); }
 
 void pipeline_stage::release_all() {

@@ -62,6 +62,9 @@ class pipeline_stage {
   layer_range range() const { return cfg_.range; }
   int32_t kv_blocks_in_use() const;
   int32_t kv_blocks_limit() const { return cfg_.kv_max_blocks; }
+  // Changes the KV pool limit between runs (kv_cache::set_max_blocks: lowering it frees unused blocks' memory at
+  // once). Errors: invalid_argument (below the blocks in use, or < 1; nothing changes).
+  result<void> set_kv_max_blocks(int32_t n);
   uint64_t kv_block_bytes() const;
 
  private:

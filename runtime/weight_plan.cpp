@@ -176,7 +176,8 @@ totals evaluate(const context& c, const candidate& k) {
   return t;
 }
 
-void build_layer(context& c, int32_t l) {
+// floor_only: just the option that streams every matrix (weight_plan_floor_budget needs no other).
+void build_layer(context& c, int32_t l, bool floor_only = false) {
   const layer_weights& w = c.m->layer(l);
   layer_info li;
   const weight_view* views[] = {&w.attn_norm, &w.wq, &w.wk, &w.wv, &w.wo, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down};
@@ -187,7 +188,7 @@ void build_layer(context& c, int32_t l) {
   }
   std::vector<layer_option> all;
   const uint32_t n_mats = static_cast<uint32_t>(li.mats.size());
-  for (uint32_t mask = 0; mask < (1u << n_mats); ++mask) {
+  for (uint32_t mask = floor_only ? (1u << n_mats) - 1 : 0; mask < (1u << n_mats); ++mask) {
     // Without preservation only suffixes in role order are streamed: {}, {down}, {up, down}, ...
     const uint32_t low = mask & (~mask + 1u);  // lowest set bit
     if (!c.cfg.preserve && mask != 0 && (mask + low) != (1u << n_mats)) continue;
@@ -215,12 +216,12 @@ void build_layer(context& c, int32_t l) {
   c.layers.push_back(std::move(li));
 }
 
-context make_context(const model& m, const weight_plan_config& cfg) {
+context make_context(const model& m, const weight_plan_config& cfg, bool floor_only = false) {
   context c;
   c.m = &m;
   c.cfg = cfg;
   c.page = std::max<uint64_t>(page_bytes(), cfg.align);
-  for (int32_t l = cfg.range.lo; l < cfg.range.hi; ++l) build_layer(c, l);
+  for (int32_t l = cfg.range.lo; l < cfg.range.hi; ++l) build_layer(c, l, floor_only);
   const int32_t n_layer = m.hparams().n_layer;
   c.head = cfg.range.hi == n_layer;
   if (c.head) {
@@ -450,6 +451,22 @@ uint64_t weight_plan_resident_budget(const model& m, const weight_plan_config& c
   if (cfg.range.lo < 0 || cfg.range.hi > m.hparams().n_layer || cfg.range.lo >= cfg.range.hi) return 0;
   const context c = make_context(m, cfg);
   return evaluate(c, all_resident(c)).total;
+}
+
+uint64_t weight_plan_floor_budget(const model& m, const weight_plan_config& cfg_in) {
+  weight_plan_config cfg = cfg_in;
+  if (cfg.range.hi == 0) cfg.range = {0, m.hparams().n_layer};
+  if (cfg.range.lo < 0 || cfg.range.hi > m.hparams().n_layer || cfg.range.lo >= cfg.range.hi) return 0;
+  const context c = make_context(m, cfg, true);
+  // search_lime's candidate at g = 1 (every matrix and every head row streamed, token_embd rows on demand) with one
+  // slot: the fallback weight_plan_make takes when no read-ahead fits, so it accepts this budget.
+  candidate k;
+  k.depth = 1;
+  k.opt.assign(c.layers.size(), 0);
+  uint64_t s_layers = 0;
+  for (const layer_info& li : c.layers) s_layers = std::max(s_layers, li.opts[0].stream_alloc);
+  if (c.head) k.block_target = s_layers ? s_layers : rows_span(c, 0, std::max<int64_t>(c.out.shape.n_rows, 1));
+  return evaluate(c, k).total;
 }
 
 result<weight_plan> weight_plan_make(const model& m, const weight_plan_config& cfg_in) {

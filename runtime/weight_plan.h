@@ -121,6 +121,11 @@ result<weight_plan> weight_plan_make(const model& m, const weight_plan_config& c
 result<uint64_t> weight_plan_min_budget(const model& m, const weight_plan_config& cfg);
 // Budget that keeps every weight of the range resident.
 uint64_t weight_plan_resident_budget(const model& m, const weight_plan_config& cfg);
+// Budget of the plan that streams every matrix and head row of the range through one slot (norms resident,
+// embedding rows on demand): weight_plan_make accepts it for policy lime, and it is at least (in practice about)
+// weight_plan_min_budget, without the search: one pass over the range's tensors, cheap enough for placement to ask
+// for many ranges. 0 for a bad range.
+uint64_t weight_plan_floor_budget(const model& m, const weight_plan_config& cfg);
 
 uint64_t page_bytes();  // the system page size
 

@@ -70,6 +70,7 @@ struct probe_log {
   std::vector<addressed> to_peer;   // (route_atom, peer, frame_ptr): what the supervisor / scheduler sends a peer
   std::vector<std::tuple<int32_t, bool, std::string>> group_up;  // (lo, ok, message)
   std::vector<std::tuple<int32_t, uint64_t, uint64_t>> kv_usage; // (lo, used bytes, limit bytes)
+  std::vector<std::pair<uint64_t, uint64_t>> weights;            // as a kv_manager: (resident, streamed per token)
   std::vector<placed_event> placed;
   std::vector<bool> idle;
   // As the network actor:
@@ -106,6 +107,7 @@ inline caf::behavior probe_actor(caf::event_based_actor* self, std::shared_ptr<p
       [=](route_atom, const std::string& peer, const frame_ptr& f) { log->to_peer.emplace_back(peer, f); },
       [=](group_up_atom, int32_t lo, bool ok, const std::string& m) { log->group_up.emplace_back(lo, ok, m); },
       [=](kv_usage_atom, int32_t lo, uint64_t used, uint64_t limit) { log->kv_usage.emplace_back(lo, used, limit); },
+      [=](weights_atom, uint64_t resident, uint64_t streamed) { log->weights.emplace_back(resident, streamed); },
       [=](placed_atom, uint64_t epoch, int32_t n_stages, bool serving, const std::string& m) {
         log->placed.push_back(placed_event{epoch, n_stages, serving, m});
       },

@@ -3,6 +3,9 @@
 // capacity" until a node joins), and a worker stopped by SIGTERM.
 #include <gtest/gtest.h>
 
+#include "runtime/model.h"
+#include "runtime/node_budget.h"
+#include "runtime/placement.h"
 #include "tests/apps/cluster_harness.h"
 #include "tests/apps/process.h"
 #include "tests/test_models.h"
@@ -99,7 +102,20 @@ TEST(cluster_recovery, head_killed_mid_answer_fails_the_client_clearly) {
 TEST(cluster_recovery, below_capacity_until_a_node_joins) {
   LIME_REQUIRE_MODELS(dir);
   cluster_harness h(dir + "/stories260K.gguf");
-  // stories260K needs ~1.4 MiB with its KV reserve: the head and w2 (300 KiB each) cannot hold it without w1.
+  // stories260K needs ~1.4 MiB with its KV reserve: the head and w2 (300 KiB each) cannot hold it without w1, not
+  // even streamed: a streaming node needs its activations too (~1.7 MiB for 512-row micro-batches) on top of the
+  // weight store's minimum and the KV reserve (runtime/node_budget.h), far above 300 KiB.
+  {  // the supervisor's own test (its defaults: -b 512, --parallel 8, -t 1 as the harness runs nodes)
+    auto m = model::load(dir + "/stories260K.gguf");
+    ASSERT_TRUE(m.ok()) << m.err().message;
+    node_budget_config c;
+    c.n_logit_rows = 8;
+    c.n_threads = 1;
+    model_footprint fp = footprint_of(*m, 0);
+    fp.range_bytes = [&](int32_t lo, int32_t hi) { return node_budget_range_need(*m, layer_range{lo, hi}, c); };
+    auto survivors = place_by_budget(fp, {{"head", 300u << 10}, {"w2", 300u << 10}});
+    ASSERT_FALSE(survivors.ok()) << "300 KiB nodes should not hold stories260K: " << placement_to_string(survivors.value());
+  }
   node_process* head = h.start_pipeline({"w1", "w2"}, "",
                                          {{"head", {"--mem-budget", "300K"}}, {"w2", {"--mem-budget", "300K"}}});
   ASSERT_NE(head, nullptr);
