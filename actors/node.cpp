@@ -259,8 +259,8 @@ void handle(node_actor self, const std::string& from, const frame_ptr& f, bool l
   }
 }
 
-void send_profile(node_actor self, const std::string& peer) {
-  auto& st = self->state;
+// What this node tells the supervisor about itself.
+msg::node_profile own_profile(const node_state& st) {
   msg::node_profile p;
   p.name = st.cfg.name;
   p.mem_budget = st.cfg.mem_budget;
@@ -268,7 +268,12 @@ void send_profile(node_actor self, const std::string& peer) {
   p.model_id = st.cfg.model_id;
   p.compute_rate = st.cfg.compute_rate;
   p.storage_read_rate = st.cfg.storage_read_rate;
-  self->send(st.net, net_send_atom_v, peer, make_frame_ptr(p));
+  return p;
+}
+
+void send_profile(node_actor self, const std::string& peer) {
+  auto& st = self->state;
+  self->send(st.net, net_send_atom_v, peer, make_frame_ptr(own_profile(st)));
 }
 
 void dial(node_actor self, const host_port& hp) {
@@ -301,14 +306,7 @@ caf::behavior node_fn(node_actor self, node_config cfg, node_context ctx, caf::a
   if (st.cfg.head) {
     st.head_name = st.cfg.name;
     st.scheduler = spawn_scheduler(self->system(), scheduler_args{st.cfg, ctx, caf::actor_cast<caf::actor>(self)});
-    msg::node_profile p;
-    p.name = st.cfg.name;
-    p.mem_budget = st.cfg.mem_budget;
-    p.listen = msg::node_address{st.cfg.name, st.cfg.listen.host, st.cfg.listen.port};
-    p.model_id = st.cfg.model_id;
-    p.compute_rate = st.cfg.compute_rate;
-    p.storage_read_rate = st.cfg.storage_read_rate;
-    st.supervisor = spawn_supervisor(self->system(), supervisor_args{st.cfg, ctx, p, caf::actor_cast<caf::actor>(self), net, st.scheduler});
+    st.supervisor = spawn_supervisor(self->system(), supervisor_args{st.cfg, ctx, own_profile(st), caf::actor_cast<caf::actor>(self), net, st.scheduler});
     self->link_to(st.scheduler);
     self->link_to(st.supervisor);
     for (const auto& hp : st.cfg.peers) dial(self, hp);

@@ -104,7 +104,6 @@ result<std::vector<placement_group>> compute_placement(sup_actor self, const std
 
 void announce(sup_actor self, bool serving) {
   auto& st = self->state;
-  std::set<std::string> stage_nodes;
   self->send(st.a.scheduler, placed_atom_v, st.epoch, static_cast<int32_t>(st.groups.size()), serving, st.message);
 }
 
