@@ -10,6 +10,7 @@
 
 #include "actors/frame_ptr.h"
 #include "actors/type_ids.h"
+#include "runtime/mem_budget.h"
 
 namespace lime {
 namespace {
@@ -22,6 +23,7 @@ struct kv_state {
   uint64_t high_limit = 0;                         // the KV limit when pressure high was last reported
   uint64_t weights_resident = 0, weights_streamed = 0;  // from the loader, passed on in every report
   uint64_t reported_resident = 0, reported_streamed = 0;
+  uint64_t reported_peak_rss = 0;                  // the process's peak resident set in the last report
   bool report_due = false;                         // a report of changed totals is scheduled
   static inline const char* name = "kv_manager";
 };
@@ -42,13 +44,16 @@ caf::behavior kv_manager_fn(caf::stateful_actor<kv_state>* self, kv_manager_args
     st.reported_limit = l;
     st.reported_resident = st.weights_resident;
     st.reported_streamed = st.weights_streamed;
+    const process_memory pm = process_memory_read();  // the node's resident set, for the cluster status
+    st.reported_peak_rss = pm.peak_rss;
     self->send(st.args.node, route_atom_v,
-               make_frame_ptr(msg::memory_pressure{st.args.node_name, u, l, st.level, st.weights_resident, st.weights_streamed}));
+               make_frame_ptr(msg::memory_pressure{st.args.node_name, u, l, st.level, st.weights_resident,
+                                                   st.weights_streamed, pm.rss, pm.peak_rss}));
   };
   auto changed = [self](uint64_t u, uint64_t l) {
     auto& st = self->state;
     return u != st.reported_used || l != st.reported_limit || st.weights_resident != st.reported_resident ||
-           st.weights_streamed != st.reported_streamed;
+           st.weights_streamed != st.reported_streamed || st.reported_peak_rss == 0;
   };
   return {
       [=](kv_usage_atom, int32_t lo, uint64_t used, uint64_t limit) {

@@ -95,7 +95,7 @@ void on_frame(sched_actor self, const std::string& from, const frame_ptr& f) {
   } else if (auto* e = std::get_if<msg::error_report>(&f->content)) {
     if (e->code != "batch_failed" || f->epoch != st.epoch) return;
     st.sent.erase(e->request_id);
-    if (!st.core->on_batch_lost(e->request_id)) return;
+    if (!st.core->on_batch_lost(e->request_id, e->message)) return;
     // A failure that repeats on replay is deterministic (a stage cannot take the batch): end the requests.
     if (++st.consecutive_failures >= 3) {
       st.core->fail_all("batch_failed", "a pipeline stage refused the work: " + e->message);

@@ -30,6 +30,8 @@ struct scheduler_core::request_state {
   detokenizer_stream detok;
   double t_admit = -1;          // seconds (caller's clock); < 0: not yet
   double t_first = -1;          // when the first token came back; < 0: not yet
+  int32_t lost_at = -1;         // tokens.size() when a batch of it was last lost (-1: never)
+  int32_t stalls = 0;           // losses in a row without a token generated in between
 
   int32_t pending() const { return static_cast<int32_t>(tokens.size()) - frontier; }
 };
@@ -125,12 +127,12 @@ void scheduler_core::submit(const std::string& peer, const msg::generation_reque
 }
 
 void scheduler_core::admit(double now) {
-  while (!queue_.empty() && active() < static_cast<size_t>(cfg_.max_active)) {
+  while (!queue_.empty() && active() < static_cast<size_t>(cfg_.max_active) && !admit_blocked_) {
     request_state* r = queue_.front();
     queue_.pop_front();
     r->seq_id = new_seq_id();
     r->frontier = 0;
-    r->t_admit = now;
+    if (r->t_admit < 0) r->t_admit = now;  // a preempted request keeps its first admission time
     ready_.push_back(r);
   }
 }
@@ -274,19 +276,53 @@ void scheduler_core::replay(request_state* r, std::vector<int32_t>* freed) {
   ++replays_;
 }
 
-bool scheduler_core::on_batch_lost(uint64_t batch_id) {
+bool scheduler_core::on_batch_lost(uint64_t batch_id, const std::string& why) {
   auto it = batches_.find(batch_id);
   if (it == batches_.end()) return false;
   std::vector<request_state*> members = std::move(it->second);
   batches_.erase(it);
   std::vector<int32_t> freed;
   take_deferred_free(batch_id, &freed);
+  // A stage refused the batch (`why`: e.g. its KV pool is full and it has no weight budget left to give). With
+  // other sequences active, this one is preempted: it waits in the queue, first, until one of them ends and frees
+  // its KV. Alone, and lost again at the same length, replaying cannot get it further: it ends with an error.
+  const bool refused = !why.empty();
+  const size_t n_members = static_cast<size_t>(std::count_if(members.begin(), members.end(), [](auto* r) { return r; }));
+  const size_t others = active() - n_members;  // active sequences outside this batch
+  bool kept = false;                           // with nobody else active, the first member stays ready
+  std::vector<request_state*> stuck, preempted;
   for (request_state* r : members) {
     if (!r) continue;
+    const int32_t len = static_cast<int32_t>(r->tokens.size());
+    if (refused && others == 0 && n_members == 1) {
+      r->stalls = len <= r->lost_at ? r->stalls + 1 : 0;
+      r->lost_at = std::max(r->lost_at, len);
+    }
     replay(r, &freed);
-    ready_.push_back(r);
+    if (r->stalls + 1 >= k_max_stalls) {
+      stuck.push_back(r);
+    } else if (refused && (others > 0 || kept)) {
+      preempted.push_back(r);
+    } else {
+      ready_.push_back(r);
+      kept = true;
+    }
   }
   if (!freed.empty()) out_.push_back({"*", msg::seq_free{std::move(freed)}});
+  for (auto it = preempted.rbegin(); it != preempted.rend(); ++it) {
+    request_state* r = *it;
+    r->seq_id = 0;  // its KV was freed with the replay; admission gives it a new sequence
+    r->frontier = 0;
+    queue_.push_front(r);
+    admit_blocked_ = true;
+  }
+  for (request_state* r : stuck) {
+    out_.push_back({r->peer, msg::error_report{r->id, "resource_exhausted",
+                                               "the request stopped at " + std::to_string(r->tokens.size()) +
+                                                   " positions: a pipeline stage cannot hold it (" + why + ")"}});
+    r->frontier = 0;  // its sequence was freed by the replay above
+    erase(r);
+  }
   return true;
 }
 
@@ -349,6 +385,7 @@ void scheduler_core::take_deferred_free(uint64_t batch_id, std::vector<int32_t>*
 }
 
 void scheduler_core::erase(request_state* r) {
+  if (r->seq_id != 0) admit_blocked_ = false;  // an active sequence ends: its KV is free for preempted requests
   auto batch = r->batch_id != 0 ? batches_.find(r->batch_id) : batches_.end();
   if (batch != batches_.end()) {
     std::replace(batch->second.begin(), batch->second.end(), r, static_cast<request_state*>(nullptr));

@@ -56,9 +56,14 @@ class scheduler_core {
   // a batch forgotten by replay_all / on_batch_lost).
   bool on_sampled(const msg::sampled_tokens& st, double now);
 
-  // A batch will not come back (timed out, or a stage reported an error for it): its sequences are replayed.
-  // Returns false for an unknown batch id.
-  bool on_batch_lost(uint64_t batch_id);
+  // A batch will not come back: timed out (`why` empty) or refused by a stage (`why`: its error, e.g. a full KV
+  // pool). Its sequences are replayed. After a refusal while other sequences are active, they are preempted
+  // instead: back to the front of the queue, admitted again once an active sequence ends (the KV pool runs dry ->
+  // preempt and replay). A sequence refused k_max_stalls times in a row while alone, at the same length, cannot get
+  // further: its request ends with an error_report (code "resource_exhausted", naming `why`). Returns false for an
+  // unknown batch id.
+  bool on_batch_lost(uint64_t batch_id, const std::string& why = std::string());
+  static constexpr int32_t k_max_stalls = 3;
   // The placement changed: every KV is gone. All in-flight batches are forgotten and every active request replays
   // (one that was never sent keeps its sequence id: nothing was computed under it).
   void replay_all();
@@ -103,6 +108,7 @@ class scheduler_core {
   uint64_t next_batch_id_ = 1;
   int32_t next_seq_id_ = 1;
   uint64_t replays_ = 0;
+  bool admit_blocked_ = false;  // a sequence was preempted: admit nothing until an active one ends
 };
 
 // The prompt tokens of a conversation, rendered and tokenized exactly as chat_session does (template mode when the

@@ -13,6 +13,7 @@
 #include "actors/network_types.h"
 #include "actors/type_ids.h"
 #include "runtime/chat_template.h"
+#include "runtime/mem_budget.h"
 #include "runtime/node_budget.h"
 #include "runtime/placement.h"
 #include "runtime/stage.h"
@@ -30,6 +31,7 @@ struct node_entry {
   uint64_t kv_used = 0, kv_limit = 0;
   bool weights_reported = false;             // its pressure reports carry its weight bytes (this epoch)
   uint64_t weights_resident = 0, weights_streamed = 0;
+  uint64_t rss = 0, peak_rss = 0;  // its process's resident set and peak at its last memory report
 };
 
 struct sup_state {
@@ -245,6 +247,13 @@ void finish_status(sup_actor self, const std::string& client, const net_stats& n
       ns_.weight_bytes_streamed = n.weights_streamed;
     }
     ns_.mem_budget = n.profile.mem_budget;
+    ns_.rss = n.rss;
+    ns_.peak_rss = n.peak_rss;
+    if (name == s.a.cfg.name) {  // the head's own figures are read now
+      const process_memory pm = process_memory_read();
+      ns_.rss = pm.rss;
+      ns_.peak_rss = pm.peak_rss;
+    }
     ns_.kv_bytes_used = n.kv_used;
     ns_.kv_bytes_limit = n.kv_limit;
     ns_.alive = n.alive;
@@ -281,6 +290,8 @@ caf::behavior supervisor_fn(sup_actor self, supervisor_args args) {
             it->second.weights_reported = m->weight_bytes_resident > 0 || m->weight_bytes_streamed > 0;
             it->second.weights_resident = m->weight_bytes_resident;
             it->second.weights_streamed = m->weight_bytes_streamed;
+            it->second.rss = m->rss;
+            it->second.peak_rss = m->peak_rss;
           }
           if (m->level == msg::pressure_level::high || spdlog::should_log(spdlog::level::debug))
             spdlog::info("supervisor: memory pressure {} on {} (KV {} of {})", m->level == msg::pressure_level::high ? "high" : "normal",

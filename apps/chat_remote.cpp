@@ -127,8 +127,8 @@ void print_status(const msg::cluster_status& s) {
   if (!s.message.empty()) std::printf("  %s\n", s.message.c_str());
   std::printf("requests: %u active, %u queued; %" PRIu64 " sequences replayed; %" PRIu64 " frames of older epochs dropped\n",
               s.requests_active, s.requests_queued, s.replays, s.stale_dropped);
-  std::printf("%-12s %-22s %-6s %-10s %-12s %-12s %-14s %-22s %-12s %s\n", "node", "address", "alive", "layers", "budget",
-              "weights", "streamed/tok", "kv used/limit", "link in", "rtt");
+  std::printf("%-12s %-22s %-6s %-10s %-12s %-12s %-14s %-22s %-12s %-10s %s\n", "node", "address", "alive", "layers",
+              "budget", "weights", "streamed/tok", "kv used/limit", "link in", "rtt", "rss/peak");
   for (const auto& n : s.nodes) {
     const std::string kv = format_size(n.kv_bytes_used) + "/" + format_size(n.kv_bytes_limit);
     const std::string bw = n.bandwidth_in > 0 ? format_size(static_cast<uint64_t>(n.bandwidth_in)) + "/s" : "-";
@@ -136,10 +136,12 @@ void print_status(const msg::cluster_status& s) {
     // weights: what the node holds in memory (all of its layers' weights unless it streams some: then the resident
     // part, and streamed/tok the bytes it reads per token).
     const std::string streamed = n.weight_bytes_streamed > 0 ? format_size(n.weight_bytes_streamed) : "-";
-    std::printf("%-12s %-22s %-6s %-10s %-12s %-12s %-14s %-22s %-12s %s\n", n.name.c_str(), n.address.c_str(),
+    // rss/peak: the node process's resident set and its peak at its last report (what the budget bounds).
+    const std::string rss = n.peak_rss ? format_size(n.rss) + "/" + format_size(n.peak_rss) : "-";
+    std::printf("%-12s %-22s %-6s %-10s %-12s %-12s %-14s %-22s %-12s %-10s %s\n", n.name.c_str(), n.address.c_str(),
                 n.alive ? "yes" : "no", n.groups.empty() ? "-" : n.groups.c_str(),
                 n.mem_budget ? format_size(n.mem_budget).c_str() : "unlimited", format_size(n.weight_bytes).c_str(),
-                streamed.c_str(), kv.c_str(), bw.c_str(), rtt.c_str());
+                streamed.c_str(), kv.c_str(), bw.c_str(), rtt.c_str(), rss.c_str());
   }
 }
 

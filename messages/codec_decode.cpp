@@ -128,7 +128,8 @@ result<body> read_cluster_status(wire::ClusterStatus::Reader r) {
   for (auto n : r.getNodes()) {
     c.nodes.push_back(node_status{text(n.getName()), text(n.getAddress()), text(n.getGroups()), n.getMemBudget(),
                                   n.getWeightBytes(), n.getKvBytesUsed(), n.getKvBytesLimit(), n.getBandwidthIn(),
-                                  n.getRttNanos(), n.getAlive(), n.getWeightBytesStreamed()});
+                                  n.getRttNanos(), n.getAlive(), n.getWeightBytesStreamed(), n.getRss(),
+                                  n.getPeakRss()});
   }
   return body(std::move(c));
 }
@@ -167,7 +168,7 @@ result<body> decode_body(const wire::Frame::Reader& f) {
       const auto level = static_cast<uint16_t>(p.getLevel());
       if (level > 2) return bad("memory pressure with an unknown level");
       return body(memory_pressure{text(p.getNode()), p.getKvBytesUsed(), p.getKvBytesLimit(), static_cast<pressure_level>(level),
-                                  p.getWeightBytesResident(), p.getWeightBytesStreamed()});
+                                  p.getWeightBytesResident(), p.getWeightBytesStreamed(), p.getRss(), p.getPeakRss()});
     }
     case wire::Frame::Body::ASSIGNMENT: return read_assignment(r.getAssignment());
     case wire::Frame::Body::PROFILE: {

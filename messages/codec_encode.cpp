@@ -107,6 +107,8 @@ void encode_body(wire::Frame::Builder& b, const memory_pressure& v) {
   p.setLevel(static_cast<wire::MemoryPressure::Level>(static_cast<uint16_t>(v.level)));
   p.setWeightBytesResident(v.weight_bytes_resident);
   p.setWeightBytesStreamed(v.weight_bytes_streamed);
+  p.setRss(v.rss);
+  p.setPeakRss(v.peak_rss);
 }
 
 void encode_body(wire::Frame::Builder& b, const assignment& v) {
@@ -211,6 +213,8 @@ void encode_body(wire::Frame::Builder& b, const cluster_status& v) {
     n.setMemBudget(s.mem_budget);
     n.setWeightBytes(s.weight_bytes);
     n.setWeightBytesStreamed(s.weight_bytes_streamed);
+    n.setRss(s.rss);
+    n.setPeakRss(s.peak_rss);
     n.setKvBytesUsed(s.kv_bytes_used);
     n.setKvBytesLimit(s.kv_bytes_limit);
     n.setBandwidthIn(s.bandwidth_in);

@@ -71,6 +71,8 @@ struct MemoryPressure {
   enum Level { low @0; normal @1; high @2; }
   weightBytesResident @4 :UInt64;  # the node's weights held in memory (mapped and faulted in, or a store's resident part)
   weightBytesStreamed @5 :UInt64;  # bytes its weight stores read per token (0: nothing streamed)
+  rss @6 :UInt64;              # the node process's resident set now (VmRSS, bytes; 0 unknown)
+  peakRss @7 :UInt64;          # its highest resident set so far (VmHWM, bytes; 0 unknown)
 }
 
 struct LayerGroup {
@@ -178,6 +180,8 @@ struct NodeStatus {
   rttNanos @8 :Int64;          # heartbeat round trip from the head (-1 unknown)
   alive @9 :Bool;
   weightBytesStreamed @10 :UInt64;  # bytes its weight stores read per token (0: everything resident)
+  rss @11 :UInt64;             # its process's resident set at its last report (bytes; 0 unknown)
+  peakRss @12 :UInt64;         # its process's peak resident set at its last report (bytes; 0 unknown)
 }
 
 struct ClusterStatus {

@@ -50,6 +50,7 @@ struct memory_pressure {
   pressure_level level = pressure_level::normal;
   uint64_t weight_bytes_resident = 0;  // the node's weights in memory (mapped, or the stores' resident part)
   uint64_t weight_bytes_streamed = 0;  // bytes its weight stores read per token
+  uint64_t rss = 0, peak_rss = 0;      // the node process's resident set now and at its highest (bytes; 0 unknown)
 };
 
 struct layer_group_msg { int32_t layer_lo = 0, layer_hi = 0; std::string node; };
@@ -102,6 +103,7 @@ struct node_status {
   int64_t rtt_nanos = -1;
   bool alive = false;
   uint64_t weight_bytes_streamed = 0;  // per token; weight_bytes is then what stays resident
+  uint64_t rss = 0, peak_rss = 0;      // its process's resident set and peak at its last report (bytes; 0 unknown)
 };
 struct cluster_status {
   uint64_t epoch = 0;

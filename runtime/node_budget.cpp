@@ -59,7 +59,7 @@ std::string mib(uint64_t b) {
 
 std::string node_budget_split::describe() const {
   std::string s = budget ? "budget " + mib(budget) + " = " : std::string("no budget: ");
-  s += "weights " + mib(weights) + (streamed ? " (streamed)" : " (resident)") + " + KV " + mib(kv) + " + activations " +
+  s += "weights " + mib(weights) + (streamed ? " (weight stores)" : " (mapped)") + " + KV " + mib(kv) + " + activations " +
        mib(activations);
   if (over) s += "; over the budget: streaming these layers needs at least " + mib(need);
   return s;
@@ -119,12 +119,13 @@ result<node_budget_split> node_budget_plan(const model& m, const std::vector<lay
     s.activations += g.activations;
     s.groups.push_back(g);
   }
-  // --- everything fits (or no budget): today's resident path
-  if (cfg.budget == 0 || weights + reserve + s.activations <= cfg.budget) {
+  // --- no budget (or everything fits and mapped pages are wanted): the resident path
+  if (cfg.budget == 0 || (cfg.mapped_when_fits && weights + reserve + s.activations <= cfg.budget)) {
     split_resident(cfg, &s);
     return s;
   }
-  // --- streamed: every group gets its store's minimum, the rest by weight bytes up to all-resident
+  // --- stores: every group gets its store's minimum, the rest by weight bytes up to all-resident (when the budget
+  // holds everything, every store is all-resident and the KV pools get what is left)
   uint64_t mins = 0;
   std::vector<uint64_t> full(s.groups.size());
   for (size_t i = 0; i < s.groups.size(); ++i) {

@@ -32,6 +32,9 @@ struct node_budget_config {
   int32_t kv_block_size = 32;           // positions per KV block
   tensor_type kv_type = tensor_type::f32;
   weight_store_config store;            // streaming settings (policy, I/O); budget and range are set per group
+  // With a budget, weights that fit are still held by weight stores (all resident, read once with O_DIRECT), so KV
+  // pressure can turn some of them into streamed ones. true: mapped pages when everything fits (nothing to trade).
+  bool mapped_when_fits = false;
 };
 
 // One layer group's share.

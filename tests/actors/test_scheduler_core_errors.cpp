@@ -302,5 +302,87 @@ TEST(scheduler_core_errors, fail_all_ends_everything_with_the_error) {
   d.expect_clean();
 }
 
+// A stage refuses a lone request's batch (its KV pool is full and nothing is left to give) again and again at the
+// same length: after k_max_stalls refusals it ends with resource_exhausted instead of replaying forever.
+TEST(scheduler_core, a_lone_request_refused_at_the_same_length_ends_with_resource_exhausted) {
+  LIME_REQUIRE_MODELS(dir);
+  test::stories s;
+  ASSERT_TRUE(s.load(dir));
+  scheduler_config cfg;
+  cfg.n_ctx = 96;
+  cfg.max_batch_tokens = 16;
+  sched_driver d(s, cfg);
+  d.submit("a", request(1, {{"user", "Once upon a time there was a little girl"}}, 40));
+  for (int i = 0; i < 6; ++i) {  // prefill and a few tokens
+    d.pump();
+    d.step(0);
+  }
+  ASSERT_FALSE(d.view("a", 1).tokens.empty());
+  const size_t tokens_before = d.view("a", 1).tokens.size();
+  int refusals = 0;
+  while (d.core.requests() > 0 && refusals < 10) {
+    d.pump();
+    ASSERT_FALSE(d.pending.empty());
+    const uint64_t id = d.pending.front().batch_id;
+    d.pending.pop_front();
+    EXPECT_TRUE(d.core.on_batch_lost(id, "KV cache full"));
+    ++refusals;
+    d.drain();
+  }
+  EXPECT_EQ(refusals, scheduler_core::k_max_stalls);
+  test::client_view& v = d.view("a", 1);
+  ASSERT_EQ(v.errors.size(), 1u);
+  EXPECT_EQ(v.errors[0].code, "resource_exhausted");
+  EXPECT_NE(v.errors[0].message.find("KV cache full"), std::string::npos) << v.errors[0].message;
+  EXPECT_EQ(v.tokens.size(), tokens_before);  // nothing streamed twice
+  d.expect_clean();
+}
+
+// Two requests share the pipeline; a stage refuses a batch (KV pool full). One sequence keeps running, the other is
+// preempted: it waits in the queue (never failed) until the first ends, then starts over, and both answers are
+// bitwise the single-request ones.
+TEST(scheduler_core, a_refused_batch_preempts_until_a_sequence_ends_and_answers_stay_identical) {
+  LIME_REQUIRE_MODELS(dir);
+  test::stories s;
+  ASSERT_TRUE(s.load(dir));
+  scheduler_config cfg;
+  cfg.n_ctx = 128;
+  cfg.max_batch_tokens = 32;
+  cfg.max_in_flight = 1;
+  const chat_reference a = chat_answer(s, cfg.n_ctx, {"Once upon a time"}, opts_with(test::seeded(5), 40), 1);
+  const chat_reference b = chat_answer(s, cfg.n_ctx, {"The little dog"}, opts_with(test::greedy(), 30), 2);
+  sched_driver d(s, cfg);
+  d.submit("a", a.req);
+  d.submit("b", b.req);
+  for (int i = 0; i < 5; ++i) {
+    d.pump();
+    d.step(0);
+  }
+  ASSERT_EQ(d.core.active(), 2u);
+  d.pump();
+  ASSERT_EQ(d.pending.size(), 1u);
+  const uint64_t id = d.pending.front().batch_id;
+  d.pending.pop_front();
+  EXPECT_TRUE(d.core.on_batch_lost(id, "KV cache full"));
+  d.drain();
+  EXPECT_EQ(d.core.active(), 1u) << "one sequence is preempted";
+  EXPECT_EQ(d.core.requests(), 2u) << "and still queued, not failed";
+  // Until the running one ends, nothing else is admitted.
+  int steps = 0;
+  while (!(d.view("a", 1).done || d.view("b", 2).done) && steps++ < 1000) {
+    EXPECT_EQ(d.core.active(), 1u);
+    d.pump();
+    ASSERT_FALSE(d.pending.empty());
+    d.step(0);
+  }
+  d.run_fifo();
+  test::expect_same(d.view("a", 1), a, "request a");
+  test::expect_same(d.view("b", 2), b, "request b");
+  EXPECT_TRUE(d.view("a", 1).errors.empty());
+  EXPECT_TRUE(d.view("b", 2).errors.empty());
+  EXPECT_GE(d.core.replays(), 2u);
+  d.expect_clean();
+}
+
 }  // namespace
 }  // namespace lime

@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "runtime/mem_budget.h"
 #include "runtime/model.h"
 #include "runtime/node_budget.h"
 #include "runtime/stage.h"
 #include "tests/apps/cluster_harness.h"
+#include "tests/apps/mem_cgroup.h"
 #include "tests/apps/process.h"
 
 namespace lime {
@@ -296,6 +298,72 @@ TEST_F(cluster_budget, tokens_per_second_of_two_nodes_at_full_and_smaller_budget
                 mib(budget_for(2, pct)), generated_tok_s(got.err));
     for (const auto& r : test::status_rows(st)) std::printf("    %s\n", r.line.c_str());
   }
+}
+
+// The "rss/peak" column of a --status row, the last one: "12.3 MiB/15.0 MiB" -> bytes of the peak (0 when "-").
+uint64_t peak_rss_column(const std::string& row_line) {
+  const size_t slash = row_line.rfind('/');
+  if (slash == std::string::npos || row_line.compare(row_line.size() - 1, 1, "-") == 0) return 0;
+  std::istringstream in(row_line.substr(slash + 1));
+  double v = 0;
+  std::string unit;
+  in >> v >> unit;
+  const double scale = unit == "GiB" ? 1073741824.0 : unit == "MiB" ? 1048576.0 : unit == "KiB" ? 1024.0 : 1.0;
+  return static_cast<uint64_t>(v * scale);
+}
+
+// Both nodes of a 2-node cluster at half their share run inside memory cgroups capped at their budget + 64 MiB (code,
+// libraries, thread stacks): nothing is OOM-killed, 8 concurrent answers are the single-process ones, and the peak
+// resident set each node reports in --status stays within its cap.
+TEST_F(cluster_budget, nodes_inside_cgroups_capped_at_budget_plus_64_mib_answer_identically) {
+  constexpr uint64_t k_allowance = 64ull << 20;
+  const uint64_t budget = budget_for(2, 50);
+  std::string why;
+  auto cg_w = test::mem_cgroup::create(budget + k_allowance, &why);
+  if (!cg_w) GTEST_SKIP() << why;
+  auto cg_h = test::mem_cgroup::create(budget + k_allowance, &why);
+  ASSERT_TRUE(cg_h) << why;
+  ASSERT_TRUE(mem_budget_drop_file_cache(path_).ok());
+  // sh joins the cgroup (writing its own pid, which exec keeps) before it becomes lime-node.
+  auto inside = [](const test::mem_cgroup& g) {
+    return std::vector<std::string>{"/bin/sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", g.dir()};
+  };
+  cluster_harness h(path_);
+  std::string error;
+  node_process* w = h.start_node("w1", node_flags(budget), &error, inside(*cg_w));
+  ASSERT_NE(w, nullptr) << error;
+  node_process* head = h.start_node("head", node_flags(budget, {"--head", "--peers", w->address}), &error, inside(*cg_h));
+  ASSERT_NE(head, nullptr) << error;
+  ASSERT_FALSE(h.wait_serving(head).empty()) << h.logs(30);
+  expect_streaming(h, head, 2);
+  expect_concurrent_match(h, head, eight_requests());
+  // The workers report their resident set with their KV usage (at most once a second): wait for both peaks.
+  std::string last;
+  const std::string st = h.wait_status(
+      head,
+      [](const std::string& s) {
+        const auto rows = test::status_rows(s);
+        for (const auto& r : rows)
+          if (peak_rss_column(r.line) == 0) return false;
+        return rows.size() == 2;
+      },
+      10000, &last);
+  ASSERT_FALSE(st.empty()) << "no peak RSS in the status:\n" << last;
+  std::cout << st;
+  for (const auto& r : test::status_rows(st)) {
+    const test::mem_cgroup& g = r.name == "head" ? *cg_h : *cg_w;
+    const uint64_t reported = peak_rss_column(r.line);
+    std::printf("%s: budget %.1f MiB, cap %.1f MiB, cgroup peak charge %.1f MiB, hit the cap %llu times, OOM kills %llu, "
+                "reported peak RSS %.1f MiB\n",
+                r.name.c_str(), mib(budget), mib(g.limit()), mib(g.peak()), static_cast<unsigned long long>(g.hit_cap()),
+                static_cast<unsigned long long>(g.oom_kills()), mib(reported));
+    EXPECT_EQ(g.oom_kills(), 0u) << r.name;
+    EXPECT_EQ(g.hit_cap(), 0u) << r.name << " pressed against its cap (the kernel had to reclaim)";
+    EXPECT_LE(reported, g.limit()) << r.name << ": peak RSS above the cap";
+    EXPECT_GT(g.peak(), 0u) << r.name << " was not charged to its cgroup";
+  }
+  EXPECT_TRUE(h.node("w1")->proc.running());
+  EXPECT_TRUE(head->proc.running());
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ TEST(codec, every_other_kind_round_trips) {
       sampled_tokens{4, {{1, 2, 3, 0xffffffffffffffffull}, {7, 8, 9, 1}}},
       prefetch_request{1, 3, 6},
       prefetch_ready{1, false, "disk gone"},
-      memory_pressure{"n1", 10, 20, pressure_level::high, 30, 40},
+      memory_pressure{"n1", 10, 20, pressure_level::high, 30, 40, 50, 60},
       assignment{{{0, 3, "a"}, {3, 5, "b"}}, {{"a", "127.0.0.1", 4000}, {"b", "::1", 4001}}, 42, "a"},
       node_profile{"b", 1ull << 30, 1e10, 1.1e9, {"b", "127.0.0.1", 4001}, 42},
       generation_request{11, {{"system", "be brief"}, {"user", "héllo ✓"}}, sampling_params{}, 64, true, true, true, 77},
@@ -90,7 +90,7 @@ TEST(codec, every_other_kind_round_trips) {
       seq_free{{1, 2, 3}},
       assignment_ack{"b", false, "no memory"},
       status_request{},
-      cluster_status{7, "serving", 42, 2, 1, {{"a", "127.0.0.1:4000", "0-3", 1 << 20, 5, 6, 7, 1e6, 1234, true, 8}}, "", 3, 4},
+      cluster_status{7, "serving", 42, 2, 1, {{"a", "127.0.0.1:4000", "0-3", 1 << 20, 5, 6, 7, 1e6, 1234, true, 8, 9, 10}}, "", 3, 4},
   };
   for (const body& b : bodies) {
     frame f = wrap(b, 9);
@@ -114,10 +114,14 @@ TEST(codec, every_other_kind_round_trips) {
   EXPECT_EQ(cs.nodes[0].groups, "0-3");
   EXPECT_EQ(cs.nodes[0].rtt_nanos, 1234);
   EXPECT_EQ(cs.nodes[0].weight_bytes_streamed, 8u);
+  EXPECT_EQ(cs.nodes[0].rss, 9u);
+  EXPECT_EQ(cs.nodes[0].peak_rss, 10u);
   auto mp = decode(encode(wrap(bodies[6])).data(), encode(wrap(bodies[6])).size());
   ASSERT_TRUE(mp.ok());
   EXPECT_EQ(std::get<memory_pressure>(mp->content).weight_bytes_resident, 30u);
   EXPECT_EQ(std::get<memory_pressure>(mp->content).weight_bytes_streamed, 40u);
+  EXPECT_EQ(std::get<memory_pressure>(mp->content).rss, 50u);
+  EXPECT_EQ(std::get<memory_pressure>(mp->content).peak_rss, 60u);
   EXPECT_EQ(cs.replays, 4u);
   auto gr = decode(encode(wrap(bodies[9])).data(), encode(wrap(bodies[9])).size());
   ASSERT_TRUE(gr.ok());

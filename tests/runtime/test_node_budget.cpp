@@ -155,7 +155,8 @@ TEST_F(node_budget_test, splits_resident_streamed_and_over) {
   EXPECT_FALSE(none->streamed);
   EXPECT_EQ(none->groups[0].kv_blocks, 1 << 20);
 
-  c.budget = weights * 2;  // everything fits: resident, the KV pools share what is left by layers
+  c.budget = weights * 2;  // everything fits, mapped pages asked for: resident, the KV pools share what is left
+  c.mapped_when_fits = true;
   auto big = node_budget_plan(m, groups, c);
   ASSERT_TRUE(big.ok());
   EXPECT_FALSE(big->streamed);
@@ -163,6 +164,24 @@ TEST_F(node_budget_test, splits_resident_streamed_and_over) {
   EXPECT_LE(big->weights + big->kv + big->activations, c.budget);
   EXPECT_GT(big->groups[0].kv_blocks, node_budget_kv_reserve_blocks(c));
   std::printf("resident: %s\n", big->describe().c_str());
+  // The default with a budget: the same fit held by all-resident stores (nothing streamed per token), so KV pressure
+  // can take weight budget; the KV pools get about what the mapped split gave them.
+  c.mapped_when_fits = false;
+  auto stores = node_budget_plan(m, groups, c);
+  ASSERT_TRUE(stores.ok());
+  EXPECT_TRUE(stores->streamed);
+  EXPECT_LE(stores->weights + stores->kv + stores->activations, c.budget);
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const node_group_budget& g = stores->groups[i];
+    weight_store_config sc;
+    sc.range = g.range;
+    sc.budget = g.store_budget;
+    auto plan = weight_plan_make(m, weight_store::plan_config(m, sc));
+    ASSERT_TRUE(plan.ok());
+    EXPECT_EQ(plan->streamed_per_pass, 0u) << "layers " << g.range.lo << "-" << g.range.hi << " stream with room to spare";
+    EXPECT_GT(g.kv_blocks, big->groups[i].kv_blocks / 2);
+  }
+  std::printf("stores:   %s\n", stores->describe().c_str());
 
   c.budget = weights * 7 / 10;  // 70% of the weights (+ KV + activations do not fit): streamed
   auto part = node_budget_plan(m, groups, c);
