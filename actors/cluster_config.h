@@ -3,9 +3,11 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "runtime/backend.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
 #include "runtime/vocab.h"
@@ -53,6 +55,7 @@ struct node_context {
   const model* mdl = nullptr;
   const vocab* voc = nullptr;
   const tokenizer* tok = nullptr;
+  std::shared_ptr<backend> device;  // where layer groups compute (runtime/backend.h); nullptr: the CPU forward_pass
 };
 
 }  // namespace lime

@@ -174,6 +174,8 @@ void apply_assignment(node_actor self, const msg::assignment& a, uint64_t epoch)
     ga.stage.range = g.range;
     ga.stage.n_threads = st.cfg.n_threads;
     ga.stage.kv_max_blocks = g.kv_blocks;
+    ga.stage.device = st.ctx.device;
+    ga.stage.max_batch = st.cfg.max_batch_tokens;
     ga.epoch = epoch;
     ga.node = caf::actor_cast<caf::actor>(self);
     ga.loader = st.loader;

@@ -54,6 +54,12 @@ const char* chat_usage() {
          "  --kv-type f32|f16       KV cache type (default f32; f16 is not bitwise equal to f32)\n"
          "  --mem-budget SIZE       hard memory limit of the process (e.g. 384M, 2G, bytes): weights beyond it are\n"
          "                          streamed from the file with O_DIRECT; same output (default: none, mmap)\n"
+         "  --backend cpu|cuda|auto where the forward pass runs (default auto: cuda when built with CUDA and a device\n"
+         "                          is present and no --mem-budget is given, else cpu); same output on either\n"
+         "  --device-budget SIZE    cuda: device memory for weights + KV + activations (default: free memory - 256M);\n"
+         "                          weights beyond it are streamed from host memory every token\n"
+         "  --cuda-unified          cuda: kernels read the weights in place from registered host memory (automatic on\n"
+         "                          integrated GPUs such as Jetson; this forces it on a discrete GPU for testing)\n"
          "  --print-checksum        print 'checksum: <hex>' of the logits chain on stderr at exit\n"
          "  --verbose               model, seed, template and timing details on stderr\n"
          "  --connect HOST:PORT     chat with a lime cluster's head instead of a model in this process\n"
@@ -65,6 +71,7 @@ const char* chat_usage() {
 bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string* err) {
   sampling_params& sp = o->chat.sampling;
   int64_t seed = -1;
+  std::string backend_name = "auto";
   int i = 1;
   auto value = [&](const char* flag) -> const char* {
     if (i + 1 >= argc) {
@@ -104,6 +111,17 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
     else if (f == "--connect") { if (!(v = value(argv[i]))) return false; o->connect = v; }
     else if (f == "--cluster-secret-file") { if (!(v = value(argv[i]))) return false; o->secret_file = v; }
     else if (f == "--status") o->status = true;
+    else if (f == "--cuda-unified") o->session.backend.unified = true;
+    else if (f == "--backend") {
+      if (!(v = value(argv[i]))) return false;
+      if (!backend_kind_from_name(v).ok()) return bad("cpu, cuda or auto");
+      backend_name = v;
+    } else if (f == "--device-budget") {
+      if (!(v = value(argv[i]))) return false;
+      auto size = parse_size(v);
+      if (!size.ok() || size.value() == 0) return bad("a size like 6G or 512M, or a byte count");
+      o->session.backend.device_budget = size.value();
+    }
     else if (f == "--mem-budget") {
       if (!(v = value(argv[i]))) return false;
       auto size = parse_size(v);
@@ -129,6 +147,17 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
   }
   if (o->model_path.empty() && o->connect.empty() && !o->help) {
     *err = "no model given: use -m PATH to a GGUF file (or --connect HOST:PORT to a cluster's head)";
+    return false;
+  }
+  // auto with a host memory budget stays on the CPU: the CUDA runtime's own host memory (hundreds of MiB) is outside
+  // what the budget accounts for. --backend cuda combines the two explicitly.
+  const bool wants_device = o->session.backend.device_budget > 0 || o->session.backend.unified;
+  o->session.backend.kind = backend_name == "auto" && o->session.mem_budget > 0 && !wants_device
+                                ? backend_kind::cpu
+                                : backend_kind_from_name(backend_name).value();
+  if (o->session.backend.kind != backend_kind::cuda && (o->session.backend.device_budget > 0 || o->session.backend.unified)) {
+    *err = backend_name == "auto" ? "--device-budget and --cuda-unified need a CUDA device, and none is present"
+                                  : "--device-budget and --cuda-unified are for --backend cuda";
     return false;
   }
   o->has_seed = seed >= 0;

@@ -9,14 +9,16 @@
 
 #include "runtime/bench.h"
 #include "runtime/bench_offload.h"
+#include "runtime/placement.h"
 
 namespace {
 
 void usage() {
   std::fprintf(stderr,
                "usage: lime-bench kernels [--types f32,q4_0,...] [--shapes stories110M,llama-3.2-1b] [--batches 16,64,512]\n"
-               "                          [-t THREADS] [--stream-mib N] [--max-gflop F] [--bw-mib N]\n"
+               "                          [-t THREADS] [--stream-mib N] [--max-gflop F] [--bw-mib N] [--backend cpu|cuda]\n"
                "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [--bw-mib N]\n"
+               "                           [--backend cpu|cuda|auto] [--device-budget SIZE] [--cuda-unified]\n"
                "       lime-bench offload -m MODEL.gguf [--budgets 100%%,75%%,50%%,25%%|384M,...] [-t THREADS] [-n 16] [-r 3]\n"
                "                          [--io-threads 2] [--ring-depth 0] [--no-mmap] [--no-ablation]\n");
 }
@@ -53,10 +55,16 @@ int main(int argc, char** argv) {
   bench_kernels_options ko;
   bench_generate_options go;
   bench_offload_options oo;
+  std::string backend = "cpu";  // kernels only
+  if (cmd == "generate") go.backend.kind = backend_default();  // cuda when built with it and a device is present
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (cmd == "offload" && (a == "--no-mmap" || a == "--no-ablation")) {  // flags without a value
       (a == "--no-mmap" ? oo.mmap_baseline : oo.ablation) = false;
+      continue;
+    }
+    if (cmd == "generate" && a == "--cuda-unified") {
+      go.backend.unified = true;
       continue;
     }
     if (i + 1 >= argc) { std::fprintf(stderr, "error: %s needs a value\n", a.c_str()); return 2; }
@@ -82,6 +90,9 @@ int main(int argc, char** argv) {
     } else if (cmd == "kernels" && a == "--stream-mib") {
       ok = to_int(v, 1, 1 << 20, &n);
       ko.stream_bytes = static_cast<uint64_t>(n) << 20;
+    } else if (cmd == "kernels" && a == "--backend") {
+      backend = v;
+      ok = v == "cpu" || v == "cuda";
     } else if (cmd == "kernels" && a == "--max-gflop") {
       ko.max_gflop = std::strtod(v.c_str(), nullptr);
       ok = ko.max_gflop > 0;
@@ -95,6 +106,14 @@ int main(int argc, char** argv) {
     } else if (cmd == "generate" && (a == "-r" || a == "--repetitions")) {
       ok = to_int(v, 1, 1000, &n);
       go.reps = static_cast<int32_t>(n);
+    } else if (cmd == "generate" && a == "--backend") {
+      auto k = backend_kind_from_name(v);
+      ok = k.ok();
+      if (ok) go.backend.kind = k.value();
+    } else if (cmd == "generate" && a == "--device-budget") {
+      auto b = parse_size(v);
+      ok = b.ok() && b.value() > 0;
+      if (ok) go.backend.device_budget = b.value();
     } else if (cmd == "offload" && (a == "-m" || a == "--model")) {
       oo.model_path = v;
     } else if (cmd == "offload" && a == "--budgets") {
@@ -118,8 +137,19 @@ int main(int argc, char** argv) {
     }
     if (!ok) { std::fprintf(stderr, "error: bad value '%s' for %s\n", v.c_str(), a.c_str()); return 2; }
   }
+  if (go.backend.kind != backend_kind::cuda && (go.backend.device_budget > 0 || go.backend.unified)) {
+    std::fprintf(stderr, "error: --device-budget and --cuda-unified are for --backend cuda\n");
+    return 2;
+  }
   status st;
-  if (cmd == "kernels") {
+  if (cmd == "kernels" && backend == "cuda") {
+#if defined(LIME_HAVE_CUDA)
+    st = bench_kernels_cuda(ko, stdout);
+#else
+    std::fprintf(stderr, "error: this lime-bench was built without CUDA (configure with -DLIME_CUDA=ON)\n");
+    return 2;
+#endif
+  } else if (cmd == "kernels") {
     st = bench_kernels(ko, stdout);
   } else if (cmd == "generate") {
     if (go.model_path.empty()) { std::fprintf(stderr, "error: -m MODEL is required\n"); return 2; }

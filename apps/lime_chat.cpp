@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "context %d, threads %d, kv %s, seed %" PRIu64 "%s, template %s\n", (*sess)->n_ctx(), (*sess)->n_threads(),
                  lime::tensor_type_name(o.session.kv_type), o.chat.sampling.seed, o.has_seed ? "" : " (random)",
                  lime::chat_family_name(chat.family()));
+    std::fprintf(stderr, "backend: %s\n", (*sess)->device().describe().c_str());
   }
   if (o.session.kv_type != lime::tensor_type::f32)
     std::fprintf(stderr, "lime-chat: KV cache in %s (opt-in): logits are not bitwise equal to the f32 default\n",

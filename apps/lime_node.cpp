@@ -47,6 +47,13 @@ int main(int argc, char** argv) {
   if (!voc.ok()) return fail(voc.err().message);
   auto tok = lime::tokenizer::create(*voc);
   if (!tok.ok()) return fail(tok.err().message);
+  std::shared_ptr<lime::backend> device;  // nullptr: layer groups run the CPU forward pass
+  if (o.backend.kind == lime::backend_kind::cuda) {
+    auto dev = lime::make_backend(o.backend);
+    if (!dev.ok()) return fail(dev.err().message);
+    device = std::move(dev).value();
+    spdlog::info("backend: {}", device->describe());
+  }
   o.node.model_id = lime::model_content_id(m->file());
   if (o.verify_model) {
     auto h = lime::model_full_hash(o.model_path);
@@ -97,7 +104,7 @@ int main(int argc, char** argv) {
         .receive([&](uint16_t port) { o.node.listen.port = port; },
                  [&](const caf::error& e) { rc = fail("cannot listen on " + o.node.listen.str() + ": " + caf::to_string(e)); });
     if (rc == 0) {
-      lime::node_context ctx{&*m, &tok->get_vocab(), &*tok};
+      lime::node_context ctx{&*m, &tok->get_vocab(), &*tok, device};
       spdlog::info("node {}: {} (model id {:016x}), budget {}{}", o.node.name, m->describe(), o.node.model_id,
                    o.node.mem_budget ? lime::format_size(o.node.mem_budget) : std::string("unlimited"),
                    o.node.head ? ", head" : "");

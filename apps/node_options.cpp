@@ -82,11 +82,17 @@ const char* node_usage() {
          "  --fault KIND:ACTION:P[:MS]  test hook: inject faults on outgoing frames (drop, delay, duplicate, corrupt,\n"
          "                              disconnect; KIND a frame kind such as micro_batch, or *); repeatable\n"
          "  --fault-seed N              seed of the fault rolls (default 1)\n"
-         "  --log-level LEVEL           trace, debug, info (default), warn, error\n";
+         "  --log-level LEVEL           trace, debug, info (default), warn, error\n"
+         "  --backend cpu|cuda|auto     where layer groups compute (default auto: cuda when a device is present and\n"
+         "                              no --mem-budget is given, else cpu)\n"
+         "  --device-budget SIZE        cuda: device memory for weights + KV + activations (default: free - 256M)\n"
+         "  --cuda-unified              cuda: kernels read weights in place from registered host memory (automatic on\n"
+         "                              integrated GPUs; forces it on a discrete GPU for testing)\n";
 }
 
 result<node_cli_options> parse_node_options(int argc, char** argv) {
   node_cli_options o;
+  std::string backend_name = "auto";
   // A cluster file first (later flags override it): it needs --name, which may come after it.
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--name") == 0) o.node.name = argv[i + 1];
@@ -112,6 +118,14 @@ result<node_cli_options> parse_node_options(int argc, char** argv) {
     if (f == "-h" || f == "--help") o.help = true;
     else if (f == "--head") o.node.head = true;
     else if (f == "--verify-model") o.verify_model = true;
+    else if (f == "--cuda-unified") o.backend.unified = true;
+    else if (f == "--backend") {
+      LIME_TRY(backend_name, value());
+      LIME_TRY_VOID(backend_kind_from_name(backend_name));
+    } else if (f == "--device-budget") {
+      LIME_TRY(std::string v, value());
+      LIME_TRY(o.backend.device_budget, parse_size(v));
+    }
     else if (f == "--name") { LIME_TRY(o.node.name, value()); }
     else if (f == "--cluster") { LIME_TRY(o.cluster_file, value()); }
     else if (f == "-m" || f == "--model") { LIME_TRY(o.model_path, value()); }
@@ -154,6 +168,13 @@ result<node_cli_options> parse_node_options(int argc, char** argv) {
     else return make_error(errc::invalid_argument, "unknown flag '" + f + "' (see --help)");
   }
   if (o.help) return o;
+  // auto with a memory budget stays on the CPU: the CUDA runtime's host memory is outside the budget's accounting.
+  const bool wants_device = o.backend.device_budget > 0 || o.backend.unified;
+  o.backend.kind = backend_name == "auto" && o.node.mem_budget > 0 && !wants_device
+                       ? backend_kind::cpu
+                       : backend_kind_from_name(backend_name).value();
+  if (o.backend.kind != backend_kind::cuda && (o.backend.device_budget > 0 || o.backend.unified))
+    return make_error(errc::invalid_argument, "--device-budget and --cuda-unified are for the cuda backend (none is used)");
   if (o.model_path.empty()) return make_error(errc::invalid_argument, "no model given: use -m PATH to a GGUF file");
   if (!o.node.head && !o.node.peers.empty()) return make_error(errc::invalid_argument, "--peers is for the head (add --head)");
   if (o.node.head && o.node.join.port != 0) return make_error(errc::invalid_argument, "the head does not --join");

@@ -4,6 +4,7 @@
 
 #include "actors/cluster_config.h"
 #include "actors/network_types.h"
+#include "runtime/backend.h"
 #include "runtime/result.h"
 
 namespace lime::app {
@@ -17,6 +18,7 @@ struct node_cli_options {
   std::string log_level = "info";
   bool help = false;
   fault_config faults;  // test hook: --fault KIND:ACTION:PROB[:DELAY_MS] (repeatable), --fault-seed N
+  backend_options backend;  // --backend cpu|cuda|auto, --device-budget SIZE, --cuda-unified (runtime/backend.h)
 };
 
 // Parses argv (a --cluster file is read in place, flags after it override it). Errors: a one-line message.

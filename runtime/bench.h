@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/isa.h"
 #include "kernels/tensor_type.h"
+#include "runtime/backend.h"
 #include "runtime/result.h"
 #include "runtime/thread_pool.h"
 
@@ -53,6 +54,12 @@ struct bench_kernels_options {
 // max(bytes / bandwidth, flops / FMA peak)).
 // Errors: invalid_argument (unknown shape, a type lime cannot compute or a shape its blocks do not divide).
 status bench_kernels(const bench_kernels_options& o, FILE* out);
+// The same on the GPU (bench_kernels_cuda.cpp, in builds with LIME_HAVE_CUDA only): device-to-device copy bandwidth
+// (bw_buffer_bytes), then `op | type | shape | ms | GB/s | GFLOP/s | % of D2D` rows: cuda::matvec of each shape's
+// matrices (weights cycling through stream_bytes of copies), cuda::matmul and cuBLAS matmul_fast of ffn_up at each
+// batch. Defaults: every computable type; stories110M, llama-3.2-1b, llama-3-8b. No device: prints "no CUDA device"
+// and succeeds. max_gflop and n_threads are unused.
+status bench_kernels_cuda(const bench_kernels_options& o, FILE* out);
 
 // --- generation (bench_generate.cpp)
 
@@ -64,10 +71,12 @@ struct bench_generate_options {
   int32_t reps = 3;
   uint64_t seed = 1;                 // prompt token ids are drawn from it
   uint64_t bw_buffer_bytes = 1ull << 30;
+  backend_options backend;           // cpu (default) or cuda (runtime/backend.h)
 };
 // Prints llama-bench's markdown table (model | size | params | backend | threads | test | t/s) with the median of
 // `reps` runs ± the standard deviation, each run on a fresh KV cache, then the weight bytes read per generated
-// token and the tg figure as a % of the bandwidth roofline. Errors: those of model::load and session.
+// token and the tg figure as a % of the bandwidth roofline (CPU; with cuda the device and its weight plan instead).
+// Errors: those of model::load and session.
 status bench_generate(const bench_generate_options& o, FILE* out);
 
 }  // namespace lime

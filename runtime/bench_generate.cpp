@@ -74,7 +74,9 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   for (int32_t p : o.n_prompt) need = std::max(need, p);
   cfg.n_ctx = need;
   cfg.n_batch = 512;
+  cfg.backend = o.backend;
   LIME_TRY(std::unique_ptr<session> s, session::create(m, voc, cfg));
+  const bool on_cuda = s->device().kind() == backend_kind::cuda;
 
   // Prompt ids drawn uniformly from the vocabulary (speed does not depend on which tokens they are).
   auto prompt_of = [&](int32_t n, uint64_t run) {
@@ -131,10 +133,15 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     else std::snprintf(pr, sizeof(pr), "%.2f B", static_cast<double>(n_params) * 1e-9);
     std::snprintf(ts, sizeof(ts), "%.2f ± %.2f", median(r.ts), stddev(r.ts));
     // "±" is two bytes in one column: one more byte of width keeps the column aligned.
-    std::fprintf(out, "| %-30s | %10s | %10s | %-10s | %7d | %15s | %21s |\n", label.c_str(), sz, pr, "CPU",
+    std::fprintf(out, "| %-30s | %10s | %10s | %-10s | %7d | %15s | %21s |\n", label.c_str(), sz, pr, on_cuda ? "CUDA" : "CPU",
                  s->n_threads(), r.name.c_str(), ts);
   }
 
+  if (on_cuda) {
+    std::fprintf(out, "\nbackend: %s; device memory peak %.2f MiB\n", s->device().describe().c_str(),
+                 static_cast<double>(s->device().peak()) / (1024.0 * 1024.0));
+    return {};
+  }
   if (o.n_gen > 0) {
     // Bytes one decoded token reads: every layer's weights, the final norm and the head, plus one embedding row.
     const weight_view& e = m.tok_embd();

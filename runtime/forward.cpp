@@ -44,13 +44,13 @@ void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, f
   });
 }
 
-result<void> forward_pass::check_and_reserve(const micro_batch& b) {
-  const model_hparams& hp = model_->hparams();
+result<void> forward_check_and_reserve(const model& mdl, layer_range range, kv_cache& kv, const micro_batch& b) {
+  const model_hparams& hp = mdl.hparams();
   const size_t n = b.size();
   if (n == 0) return make_error(errc::invalid_argument, "forward: empty batch");
   if (b.seq.size() != n || b.want_logits.size() != n)
     return make_error(errc::invalid_argument, "forward: batch arrays differ in length");
-  if (range_.lo == 0) {
+  if (range.lo == 0) {
     if (b.tokens.size() != n) return make_error(errc::invalid_argument, "forward: batch needs one token per position");
     for (int32_t t : b.tokens) {
       if (t < 0 || t >= hp.n_vocab)
@@ -67,16 +67,16 @@ result<void> forward_pass::check_and_reserve(const micro_batch& b) {
     if (b.pos[i] + 1 > m) m = b.pos[i] + 1;
   }
   int64_t extra_blocks = 0;
-  const int32_t bs = kv_->config().block_size;
+  const int32_t bs = kv.config().block_size;
   for (const auto& [seq, n_pos] : need) {
     const int64_t want = (static_cast<int64_t>(n_pos) + bs - 1) / bs;
-    const int64_t have = kv_->capacity(seq) / bs;
+    const int64_t have = kv.capacity(seq) / bs;
     if (want > have) extra_blocks += want - have;
   }
-  if (extra_blocks > kv_->blocks_free())
+  if (extra_blocks > kv.blocks_free())
     return make_error(errc::out_of_memory, "forward: KV cache full (" + std::to_string(extra_blocks) + " blocks needed, " +
-                                               std::to_string(kv_->blocks_free()) + " free)");
-  for (const auto& [seq, n_pos] : need) LIME_TRY_VOID(kv_->reserve(seq, n_pos));
+                                               std::to_string(kv.blocks_free()) + " free)");
+  for (const auto& [seq, n_pos] : need) LIME_TRY_VOID(kv.reserve(seq, n_pos));
   return {};
 }
 
@@ -229,7 +229,7 @@ result<void> forward_pass::run(const micro_batch& b, forward_output& out) {
     return make_error(errc::invalid_argument, "forward: bad layer range");
   if (weights_ && (weights_->range().lo != range_.lo || weights_->range().hi != range_.hi))
     return make_error(errc::invalid_argument, "forward: the weight source serves a different layer range");
-  LIME_TRY_VOID(check_and_reserve(b));
+  LIME_TRY_VOID(forward_check_and_reserve(*model_, range_, *kv_, b));
   const size_t n = b.size();
   auto grow = [n](std::vector<float>& v, int64_t per_row) {
     if (v.size() < n * static_cast<size_t>(per_row)) v.resize(n * static_cast<size_t>(per_row));

@@ -62,7 +62,21 @@ class weight_source {
   virtual void release_head(int32_t block) = 0;
 };
 
-class forward_pass {
+// A forward pass over a layer range on some backend (runtime/backend.h): forward_pass on the CPU, cuda_forward on a
+// GPU. Every engine gives the same bits for the same batch. One thread at a time.
+class forward_engine {
+ public:
+  virtual ~forward_engine() = default;
+  // Errors as forward_pass::run, plus the device's (out_of_memory past its budget, io_error with the CUDA error).
+  virtual result<void> run(const micro_batch& batch, forward_output& out) = 0;
+  virtual layer_range range() const = 0;
+};
+
+// The checks every engine makes before computing (token ids, sizes, positions) and the KV reservation for the
+// batch's positions (all or nothing): the errors forward_pass::run documents. range: the engine's layers.
+result<void> forward_check_and_reserve(const model& m, layer_range range, kv_cache& kv, const micro_batch& batch);
+
+class forward_pass final : public forward_engine {
  public:
   // kv must hold hi - lo layers with rows of n_embd_kv elements. weights: nullptr reads the model's views (the
   // mapped file); otherwise it must cover exactly `range` and outlive the pass.
@@ -71,12 +85,11 @@ class forward_pass {
   // Errors: invalid_argument (token id out of range, negative position, wrong activation size),
   // out_of_memory (the KV pool has no room for the batch's positions; nothing is written then), and the weight
   // source's errors (io_error: a streamed read failed; KV rows of this batch may be written then).
-  result<void> run(const micro_batch& batch, forward_output& out);
+  result<void> run(const micro_batch& batch, forward_output& out) override;
 
-  layer_range range() const { return range_; }
+  layer_range range() const override { return range_; }
 
  private:
-  result<void> check_and_reserve(const micro_batch& batch);
   result<void> embed(const micro_batch& batch);
   void attention_block(int32_t layer, const layer_weights& w, const micro_batch& batch);
   void ffn_block(const layer_weights& w, size_t n);

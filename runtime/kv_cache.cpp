@@ -21,6 +21,16 @@ uint64_t kv_cache::block_bytes() const {
          static_cast<uint64_t>(cfg_.row_elems) * elem_bytes_;
 }
 
+void kv_cache::block_free::operator()(uint8_t* p) const {
+  if (a) a->free(p);
+  else delete[] p;
+}
+
+kv_cache::block_ptr kv_cache::new_block() const {
+  if (!cfg_.allocator) return block_ptr(new uint8_t[block_bytes()], block_free{});
+  return block_ptr(static_cast<uint8_t*>(cfg_.allocator->alloc(block_bytes())), block_free{cfg_.allocator.get()});
+}
+
 result<void> kv_cache::reserve(int32_t seq, int32_t n_pos) {
   if (n_pos < 0) return make_error(errc::invalid_argument, "kv cache: negative position count");
   std::vector<int32_t>& list = seq_blocks_[seq];
@@ -34,16 +44,26 @@ result<void> kv_cache::reserve(int32_t seq, int32_t n_pos) {
   }
   for (int64_t i = 0; i < extra; ++i) {
     int32_t id;
-    if (!free_.empty()) {
+    if (!free_.empty() && blocks_[static_cast<size_t>(free_.back())]) {
       id = free_.back();
       free_.pop_back();
-      if (!blocks_[static_cast<size_t>(id)]) {  // released by set_max_blocks
-        blocks_[static_cast<size_t>(id)].reset(new uint8_t[block_bytes()]);
-        ++blocks_allocated_;
-      }
     } else {
-      id = static_cast<int32_t>(blocks_.size());
-      blocks_.emplace_back(new uint8_t[block_bytes()]);
+      // A free id without memory (released by set_max_blocks) or a new one: only an allocator can refuse.
+      block_ptr b = new_block();
+      if (!b) {
+        truncate(seq, static_cast<int32_t>((static_cast<int64_t>(list.size()) - i) * cfg_.block_size));
+        return make_error(errc::out_of_memory, "kv cache: the block allocator has no room for " +
+                                                   std::to_string(extra - i) + " more blocks of " +
+                                                   std::to_string(block_bytes()) + " bytes");
+      }
+      if (!free_.empty()) {
+        id = free_.back();
+        free_.pop_back();
+        blocks_[static_cast<size_t>(id)] = std::move(b);
+      } else {
+        id = static_cast<int32_t>(blocks_.size());
+        blocks_.push_back(std::move(b));
+      }
       ++blocks_allocated_;
     }
     list.push_back(id);

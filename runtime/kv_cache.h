@@ -12,12 +12,23 @@
 
 namespace lime {
 
+// Where KV blocks live when not in host memory (a device: runtime/backend.h). Shared by a cache and its copies.
+class kv_block_allocator {
+ public:
+  virtual ~kv_block_allocator() = default;
+  virtual void* alloc(uint64_t bytes) = 0;  // nullptr when it cannot (budget or device full)
+  virtual void free(void* p) = 0;
+};
+
 struct kv_cache_config {
   int32_t n_layer = 0;       // layers held (a layer range [lo, lo + n_layer) of the model)
   int64_t row_elems = 0;     // elements per position per layer for K (and for V): n_head_kv * head_dim
   tensor_type type = tensor_type::f32;  // f32 or f16
   int32_t block_size = 32;   // positions per block
   int32_t max_blocks = 0;    // pool limit (blocks over all sequences)
+  // nullptr: blocks are host memory. Otherwise blocks come from it (k_row / block_tables then return its
+  // addresses, e.g. device pointers, which the caller must not dereference on the host).
+  std::shared_ptr<kv_block_allocator> allocator;
 };
 
 class kv_cache {
@@ -39,7 +50,7 @@ class kv_cache {
   result<void> set_max_blocks(int32_t n);
 
   // Makes positions [0, n_pos) of seq addressable (allocates blocks). Fails with out_of_memory, changing
-  // nothing, when the pool cannot supply them.
+  // nothing, when the pool (or the allocator) cannot supply them.
   result<void> reserve(int32_t seq, int32_t n_pos);
   // Keeps positions [0, n_pos) of seq, frees blocks past them.
   void truncate(int32_t seq, int32_t n_pos);
@@ -55,11 +66,17 @@ class kv_cache {
  private:
   kv_cache() = default;
   uint8_t* block_layer_base(int32_t block, int32_t layer, bool v) const;
+  struct block_free {  // returns a block to the allocator it came from (nullptr: delete[])
+    kv_block_allocator* a = nullptr;
+    void operator()(uint8_t* p) const;
+  };
+  using block_ptr = std::unique_ptr<uint8_t[], block_free>;
+  block_ptr new_block() const;  // empty when the allocator refuses
 
   kv_cache_config cfg_;
   size_t elem_bytes_ = 4;
   // Block storage: each block holds [2 (k, v)][n_layer][block_size][row_elems] elements.
-  std::vector<std::unique_ptr<uint8_t[]>> blocks_;  // allocated lazily, reused through free_; nullptr once released
+  std::vector<block_ptr> blocks_;  // allocated lazily, reused through free_; nullptr once released
   std::vector<int32_t> free_;
   int32_t blocks_in_use_ = 0;
   int32_t blocks_allocated_ = 0;  // entries of blocks_ that hold memory

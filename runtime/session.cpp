@@ -41,6 +41,7 @@ result<std::unique_ptr<session>> session::create(const model& m, const vocab& vo
   if (voc.n_tokens() > hp.n_vocab)
     return make_error(errc::bad_format, "the vocabulary has " + std::to_string(voc.n_tokens()) + " tokens but the model's output has " + std::to_string(hp.n_vocab));
   const int n_threads = cfg.n_threads > 0 ? cfg.n_threads : default_thread_count();
+  LIME_TRY(s->backend_, make_backend(cfg.backend));
   s->pool_ = std::make_unique<thread_pool>(n_threads);
   kv_cache_config kc;
   kc.n_layer = hp.n_layer;
@@ -68,12 +69,32 @@ result<std::unique_ptr<session>> session::create(const model& m, const vocab& vo
     weight_store_config sc = cfg.store;
     sc.range = layer_range{0, hp.n_layer};
     sc.budget = split.weights;
+    if (s->backend_->unified()) {  // the device reads the store's buffers in place
+      std::weak_ptr<backend> wb = s->backend_;
+      sc.on_map = [wb](void* p, uint64_t n) -> status {
+        auto b = wb.lock();
+        return b ? b->host_register(p, n) : status{};
+      };
+      sc.on_unmap = [wb](void* p) {
+        if (auto b = wb.lock()) b->host_unregister(p);
+      };
+    }
     LIME_TRY(s->store_, weight_store::create(m, m.file().path(), sc));
     s->budget_ = split;
   }
+  kc.allocator = s->backend_->kv_allocator();
   LIME_TRY(kv_cache kv, kv_cache::create(kc));
   s->kv_ = std::make_unique<kv_cache>(std::move(kv));
-  s->fwd_ = std::make_unique<forward_pass>(m, layer_range{0, hp.n_layer}, *s->kv_, *s->pool_, s->store_.get());
+  forward_engine_args fa;
+  fa.m = &m;
+  fa.range = layer_range{0, hp.n_layer};
+  fa.kv = s->kv_.get();
+  fa.pool = s->pool_.get();
+  fa.weights = s->store_.get();
+  fa.weights_registered = s->store_ && s->backend_->unified();
+  fa.max_batch = std::min(s->cfg_.n_batch, s->n_ctx_);
+  fa.max_logit_rows = 1;  // the last row of a prefill chunk, or the decoded token
+  LIME_TRY(s->fwd_, s->backend_->make_forward(fa));
   return s;
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/backend.h"
 #include "runtime/forward.h"
 #include "runtime/kv_cache.h"
 #include "runtime/mem_budget.h"
@@ -34,6 +35,10 @@ struct session_config {
   // pool holds exactly n_ctx positions. The model must have been loaded from a file (the store reads it).
   uint64_t mem_budget = 0;
   weight_store_config store;  // the store's settings with a budget (its budget and range are set from the split)
+  // Where the forward pass runs (runtime/backend.h): cpu (the default here; apps default to cuda when a device is
+  // present) or cuda, with its device budget. With cuda the KV cache is in device memory; a host mem_budget still
+  // streams the weights from the file, and the device pass copies (or, unified, reads in place) what it streams.
+  backend_options backend;
 };
 
 struct generation_stats {
@@ -73,6 +78,7 @@ class session {
   // With a memory budget: the store serving the weights and the split; nullptr without one.
   const weight_store* weights() const { return store_.get(); }
   const mem_budget_split* budget() const { return budget_ ? &*budget_ : nullptr; }
+  const backend& device() const { return *backend_; }
 
  private:
   session() = default;
@@ -85,11 +91,12 @@ class session {
   const vocab* vocab_ = nullptr;
   session_config cfg_;
   int32_t n_ctx_ = 0;
+  std::shared_ptr<backend> backend_;  // outlives the KV cache (its blocks) and the engine
   std::unique_ptr<thread_pool> pool_;
   std::unique_ptr<kv_cache> kv_;
   std::optional<mem_budget_split> budget_;  // set with a memory budget
   std::unique_ptr<weight_store> store_;      // with a budget; declared before fwd_, which uses it
-  std::unique_ptr<forward_pass> fwd_;
+  std::unique_ptr<forward_engine> fwd_;
   micro_batch batch_;
   forward_output out_;
   std::vector<float> logits_;  // [n_vocab] of the last evaluated token

@@ -2,6 +2,7 @@
 // per-row sampling (checksum step, eog mask, sample_token) done exactly as session::generate does it.
 #include "runtime/stage.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -30,12 +31,25 @@ result<std::unique_ptr<pipeline_stage>> pipeline_stage::create(const model& m, c
   kc.type = cfg.kv_type;
   kc.block_size = cfg.kv_block_size;
   kc.max_blocks = cfg.kv_max_blocks;
+  if (cfg.device) kc.allocator = cfg.device->kv_allocator();
   LIME_TRY(kv_cache kv, kv_cache::create(kc));
   s->kv_ = std::make_unique<kv_cache>(std::move(kv));
   s->pool_ = std::make_unique<thread_pool>(cfg.n_threads > 0 ? cfg.n_threads : default_thread_count());
   if (cfg.weights && (cfg.weights->range().lo != r.lo || cfg.weights->range().hi != r.hi))
     return make_error(errc::invalid_argument, "stage: the weight source serves a different layer range");
-  s->fwd_ = std::make_unique<forward_pass>(m, r, *s->kv_, *s->pool_, cfg.weights);
+  if (!cfg.device) {
+    s->fwd_ = std::make_unique<forward_pass>(m, r, *s->kv_, *s->pool_, cfg.weights);
+    return s;
+  }
+  forward_engine_args fa;
+  fa.m = &m;
+  fa.range = r;
+  fa.kv = s->kv_.get();
+  fa.pool = s->pool_.get();
+  fa.weights = cfg.weights;
+  fa.max_batch = std::max(1, cfg.max_batch);
+  fa.max_logit_rows = fa.max_batch;
+  LIME_TRY(s->fwd_, cfg.device->make_forward(fa));
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "runtime/backend.h"
 #include "runtime/forward.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
@@ -40,6 +41,9 @@ struct stage_config {
   // Streamed weights (runtime/weight_store.h) covering exactly `range`; must outlive the stage. nullptr: the
   // model's mapped views.
   weight_source* weights = nullptr;
+  // Where the forward pass runs (runtime/backend.h); shared by a node's stages. nullptr: the CPU forward_pass.
+  std::shared_ptr<backend> device;
+  int32_t max_batch = 512;  // rows per batch the device reserves activations for (larger batches grow them)
 };
 
 class pipeline_stage {
@@ -74,7 +78,7 @@ class pipeline_stage {
   stage_config cfg_;
   std::unique_ptr<thread_pool> pool_;
   std::unique_ptr<kv_cache> kv_;
-  std::unique_ptr<forward_pass> fwd_;
+  std::unique_ptr<forward_engine> fwd_;
   forward_output out_;
   std::vector<float> row_;      // [n_vocab] logits of one row, eog-masked copy
   sampler_scratch scratch_;

@@ -16,6 +16,7 @@ namespace lime {
 
 weight_store::buffer::~buffer() {
   if (!p) return;
+  if (hooked && owner && owner->cfg_.on_unmap) owner->cfg_.on_unmap(p);
   if (locked) ::munlock(p, size);
   ::munmap(p, size);
   if (owner) owner->track(-static_cast<int64_t>(size), locked ? -static_cast<int64_t>(size) : 0);
@@ -39,6 +40,10 @@ result<std::unique_ptr<weight_store::buffer>> weight_store::make_buffer(uint64_t
     }
   }
   track(static_cast<int64_t>(size), b->locked ? static_cast<int64_t>(size) : 0);
+  if (cfg_.on_map) {
+    LIME_TRY_VOID(cfg_.on_map(b->p, size));
+    b->hooked = true;
+  }
   return b;
 }
 

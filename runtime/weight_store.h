@@ -15,6 +15,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,6 +42,11 @@ struct weight_store_config {
   double storage_gbps = 1.1;  // estimates for the automatic ring depth
   double compute_gbps = 8.0;
   bool preserve = true;       // tensor preservation (weight_plan_config::preserve)
+  // Called for every buffer the store maps, before anything is read into it, and before it is unmapped: a device
+  // backend registers the buffers so its kernels read the weights in place (runtime/backend.h, unified path).
+  // An on_map error fails the allocation.
+  std::function<status(void* p, uint64_t bytes)> on_map;
+  std::function<void(void* p)> on_unmap;
 };
 
 struct weight_store_stats {
@@ -117,6 +123,7 @@ class weight_store final : public weight_source {
     uint8_t* p = nullptr;
     uint64_t size = 0;  // whole pages
     bool locked = false;
+    bool hooked = false;  // on_map succeeded: on_unmap is owed
     weight_store* owner = nullptr;
     buffer() = default;
     buffer(const buffer&) = delete;

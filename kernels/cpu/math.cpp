@@ -2,18 +2,14 @@
 // Never calls libm for a result, so every platform (and every SIMD/CUDA twin) can reproduce the same bits.
 #include "kernels/cpu/math.h"
 
+#include "kernels/cpu/math_impl.h"  // exp_f32 / silu_f32: one algorithm for the host and CUDA
+
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 namespace lime::cpu {
 namespace {
-
-float bits_to_f32(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
 
 double bits_to_f64(uint64_t u) {
   double d;
@@ -27,27 +23,15 @@ uint64_t f64_to_bits(double d) {
   return u;
 }
 
-// 2^n for n in the normal range of each type (callers keep n there).
-float pow2_f32(int n) { return bits_to_f32(static_cast<uint32_t>(n + 127) << 23); }
+// 2^n for n in the normal range (callers keep n there).
 double pow2_f64(int n) { return bits_to_f64(static_cast<uint64_t>(n + 1023) << 52); }
 
 // p * 2^n in two steps so that the first product stays normal and exact and only the second rounds: the result is
 // round(p * 2^n) even when it is subnormal, and overflows to inf when it should.
-float scale_f32(float p, int n) {
-  int n1 = n / 2;
-  return (p * pow2_f32(n1)) * pow2_f32(n - n1);
-}
 double scale_f64(double p, int n) {
   int n1 = n / 2;
   return (p * pow2_f64(n1)) * pow2_f64(n - n1);
 }
-
-// ---- fp32 exp constants. ln2 = k_ln2_hi + k_ln2_lo; k_ln2_hi has 14 significant bits, so n * k_ln2_hi is
-// exact for |n| < 2^10.
-constexpr float k_log2e_f = 0x1.715476p+0f;
-constexpr float k_ln2_hi_f = 0x1.62e4p-1f;
-constexpr float k_ln2_lo_f = 0x1.7f7d1cp-20f;
-constexpr float k_shift_f = 0x1.8p+23f;  // 1.5 * 2^23: adding it rounds to an integer (round to nearest even)
 
 // ---- fp64 exp/log constants. k_ln2_hi has 32 significant bits (n * k_ln2_hi exact for |n| < 2^21).
 constexpr double k_log2e = 0x1.71547652b82fep+0;
@@ -65,31 +49,10 @@ constexpr double k_pio2_3 = 0x1.8469898cc5170p-48;
 
 }  // namespace
 
-float exp_f32(float x) {
-  if (x != x) return x + x;                                       // NaN
-  if (x > 89.0f) return std::numeric_limits<float>::infinity();  // e^89 > FLT_MAX (also +inf)
-  if (x < -104.0f) return 0.0f;                                  // e^-104 < 2^-150: rounds to 0 (also -inf)
-  // x = n*ln2 + r, n = round(x * log2(e)), |r| <= ~ln2/2 (Cody-Waite, two constants, exact first step).
-  float nf = (x * k_log2e_f + k_shift_f) - k_shift_f;
-  float r = std::fma(-nf, k_ln2_hi_f, x);
-  r = std::fma(-nf, k_ln2_lo_f, r);
-  // e^r by its Taylor polynomial of degree 7 in Horner form (truncation error < 0.07 ulp on |r| <= 0.35).
-  float p = 1.0f / 5040.0f;
-  p = std::fma(p, r, 1.0f / 720.0f);
-  p = std::fma(p, r, 1.0f / 120.0f);
-  p = std::fma(p, r, 1.0f / 24.0f);
-  p = std::fma(p, r, 1.0f / 6.0f);
-  p = std::fma(p, r, 0.5f);
-  p = std::fma(p, r, 1.0f);
-  p = std::fma(p, r, 1.0f);
-  return scale_f32(p, static_cast<int>(nf));
-}
+// Both live in math_impl.h so kernels/cuda compiles the very same sequence.
+float exp_f32(float x) { return math_impl::exp_f32(x); }
 
-float silu_f32(float x) {
-  // For x = -inf the formula would give -inf / inf = NaN; the limit is -0.
-  if (x == -std::numeric_limits<float>::infinity()) return -0.0f;
-  return x / (1.0f + exp_f32(-x));
-}
+float silu_f32(float x) { return math_impl::silu_f32(x); }
 
 double exp_f64(double x) {
   if (x != x) return x + x;

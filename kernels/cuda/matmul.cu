@@ -1,0 +1,99 @@
+// matmul y = x * W^T on the GPU in the canonical order, bitwise cpu::matmul_ref: a half-warp owns one weight row;
+// lane l runs the sequential fma chain over k = l, l + 16, ... for each of NC columns, with the weights decoded in
+// registers (kernels/cuda/dequant.cuh) and x staged per 256-element chunk in shared memory; then the 16 lanes fold.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/dequant.cuh"
+
+namespace lime::cuda {
+namespace {
+
+constexpr int k_rows_per_block = 8;  // half-warps per block: one weight row each
+constexpr int k_threads = 16 * k_rows_per_block;
+constexpr int k_chunk = 256;  // x elements per column staged in shared memory (a whole unit of every decoder)
+
+// Grid: x over groups of k_rows_per_block rows, y (strided) over groups of NC columns. Each (row, column) pair
+// has its own accumulators fed in K order, so NC, the grid and the batch size never change a bit of y.
+template <class Q, int NC>
+__global__ void __launch_bounds__(k_threads) matmul_kernel(const uint8_t* __restrict__ w, int64_t row_bytes,
+                                                           int64_t n_rows, int64_t k, const float* __restrict__ x,
+                                                           int64_t n_cols, float* __restrict__ y) {
+  __shared__ float xs[NC][k_chunk];
+  const int lane = threadIdx.x & 15;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * k_rows_per_block + (threadIdx.x >> 4);
+  const bool active = row < n_rows;
+  const uint8_t* w_row = w + (active ? row : 0) * row_bytes;
+
+  for (int64_t c0 = static_cast<int64_t>(blockIdx.y) * NC; c0 < n_cols; c0 += static_cast<int64_t>(gridDim.y) * NC) {
+    float acc[NC];
+#pragma unroll
+    for (int c = 0; c < NC; ++c) acc[c] = 0.f;
+
+    for (int64_t k0 = 0; k0 < k; k0 += k_chunk) {
+      const int n = static_cast<int>(k - k0 < k_chunk ? k - k0 : k_chunk);
+      __syncthreads();  // the previous chunk's readers are done
+      for (int i = threadIdx.x; i < NC * k_chunk; i += k_threads) {
+        const int c = i / k_chunk, j = i % k_chunk;
+        xs[c][j] = (c0 + c < n_cols && j < n) ? x[(c0 + c) * k + k0 + j] : 0.f;
+      }
+      __syncthreads();
+      if (active) {
+        const int64_t u0 = k0 / Q::unit;
+        const int n_units = (n + Q::unit - 1) / Q::unit;
+        for (int u = 0; u < n_units; ++u) {
+          float wv[Q::per_lane];
+          Q::load(w_row, u0 + u, lane, k, wv);
+#pragma unroll
+          for (int i = 0; i < Q::per_lane; ++i) {
+            const int j = u * Q::unit + 16 * i + lane;
+            if (j < n) {  // the tail of the plain types: lanes past k are masked, not fed zeros
+#pragma unroll
+              for (int c = 0; c < NC; ++c) acc[c] = __fmaf_rn(wv[i], xs[c][j], acc[c]);
+            }
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int c = 0; c < NC; ++c) acc[c] = fold16(acc[c]);
+    if (active && lane == 0) {
+#pragma unroll
+      for (int c = 0; c < NC; ++c) {
+        if (c0 + c < n_cols) y[(c0 + c) * n_rows + row] = acc[c];
+      }
+    }
+  }
+}
+
+template <class Q, int NC>
+void launch(const matmul_args& a, cudaStream_t s) {
+  const int64_t row_blocks = (a.n_rows + k_rows_per_block - 1) / k_rows_per_block;
+  const int64_t col_groups = (a.n_cols + NC - 1) / NC;
+  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(col_groups < 65535 ? col_groups : 65535));
+  matmul_kernel<Q, NC><<<grid, k_threads, 0, s>>>(static_cast<const uint8_t*>(a.w),
+                                                  static_cast<int64_t>(tensor_row_bytes(a.w_type, a.k)), a.n_rows, a.k,
+                                                  a.x, a.n_cols, a.y);
+}
+
+}  // namespace
+
+cuda_status matmul(const matmul_args& a, stream_t stream) {
+  const kstatus st = check_weights(a.w_type, a.w, a.k);
+  if (st != kstatus::ok) return status_of(st);
+  if (a.n_rows < 0 || a.n_cols < 0) return status_of(kstatus::bad_shape);
+  if (a.n_rows == 0 || a.n_cols == 0) return {};
+  if (!a.w || !a.x || !a.y) return status_of(kstatus::bad_argument);
+  if ((a.n_rows + k_rows_per_block - 1) / k_rows_per_block > 0x7fffffff) return status_of(kstatus::bad_shape);
+  const cudaStream_t s = as_stream(stream);
+  visit_decoder(a.w_type, [&](auto q) {
+    using Q = decltype(q);
+    // Columns per pass: enough to reuse each decoded weight, few enough that small batches waste no lanes.
+    if (a.n_cols == 1) launch<Q, 1>(a, s);
+    else if (a.n_cols == 2) launch<Q, 2>(a, s);
+    else if (a.n_cols <= 4) launch<Q, 4>(a, s);
+    else if (a.n_cols <= 8) launch<Q, 8>(a, s);
+    else launch<Q, 16>(a, s);
+  });
+  return launch_status();
+}
+
+}  // namespace lime::cuda

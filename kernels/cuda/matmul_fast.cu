@@ -1,0 +1,115 @@
+// matmul_fast: the opt-in fast prefill. x and tiles of W are rounded to fp16 into caller scratch and multiplied by
+// cublasGemmEx with fp32 accumulation. Gives up bitwise equality and batch invariance (cuBLAS picks the order).
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/dequant.cuh"
+
+namespace lime::cuda {
+namespace {
+
+constexpr int k_rows_per_block = 8;  // dequantize: one half-warp per weight row
+constexpr size_t k_align = 256;
+
+size_t align_up(size_t n) { return (n + k_align - 1) / k_align * k_align; }
+
+// dst[r, e] = fp16(W[row0 + r, e]) for r < n_rows: the matmul decoders, then one rounding to fp16.
+template <class Q>
+__global__ void __launch_bounds__(16 * k_rows_per_block) dequant_f16_kernel(const uint8_t* w, int64_t row_bytes,
+                                                                             int64_t row0, int64_t n_rows, int64_t k,
+                                                                             __half* dst) {
+  const int lane = threadIdx.x & 15;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * k_rows_per_block + (threadIdx.x >> 4);
+  if (r >= n_rows) return;  // no shuffles here
+  const uint8_t* row = w + (row0 + r) * row_bytes;
+  const int64_t n_units = (k + Q::unit - 1) / Q::unit;
+  for (int64_t u = 0; u < n_units; ++u) {
+    float v[Q::per_lane];
+    Q::load(row, u, lane, k, v);
+#pragma unroll
+    for (int i = 0; i < Q::per_lane; ++i) {
+      const int64_t e = u * Q::unit + 16 * i + lane;
+      if (e < k) dst[r * k + e] = __float2half_rn(v[i]);
+    }
+  }
+}
+
+__global__ void to_f16_kernel(const float* x, __half* y, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    y[i] = __float2half_rn(x[i]);
+  }
+}
+
+cuda_status cublas_status(cublasStatus_t s) {
+  cuda_status st;
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    st.cublas_error = static_cast<int>(s);
+    st.message = cublasGetStatusString(s);
+  }
+  return st;
+}
+
+}  // namespace
+
+size_t matmul_fast_scratch_bytes(int64_t k, int64_t n_cols, int64_t tile_rows) {
+  if (k < 0 || n_cols < 0 || tile_rows < 0) return 0;
+  return align_up(static_cast<size_t>(n_cols) * static_cast<size_t>(k) * sizeof(__half)) +
+         static_cast<size_t>(tile_rows) * static_cast<size_t>(k) * sizeof(__half);
+}
+
+cuda_status matmul_fast(const matmul_args& a, void* cublas_handle, void* scratch, size_t scratch_bytes,
+                        stream_t stream) {
+  const kstatus st = check_weights(a.w_type, a.w, a.k);
+  if (st != kstatus::ok) return status_of(st);
+  if (a.n_rows < 0 || a.n_cols < 0) return status_of(kstatus::bad_shape);
+  if (a.n_rows == 0 || a.n_cols == 0) return {};
+  if (!a.w || !a.x || !a.y || !cublas_handle || !scratch) return status_of(kstatus::bad_argument);
+  if (a.k > 0x7fffffff || a.n_cols > 0x7fffffff || a.n_rows > 0x7fffffff) return status_of(kstatus::bad_shape);
+  if (a.k == 0) return status_of(cudaMemsetAsync(a.y, 0, static_cast<size_t>(a.n_rows * a.n_cols) * sizeof(float),
+                                                 as_stream(stream)));
+  if (reinterpret_cast<uintptr_t>(scratch) % k_align != 0) return status_of(kstatus::bad_argument);
+  const size_t x_bytes = matmul_fast_scratch_bytes(a.k, a.n_cols, 0);
+  const size_t row_bytes16 = static_cast<size_t>(a.k) * sizeof(__half);
+  if (scratch_bytes < x_bytes + row_bytes16) return status_of(kstatus::bad_argument);
+  int64_t tile = static_cast<int64_t>((scratch_bytes - x_bytes) / row_bytes16);
+  if (tile > a.n_rows) tile = a.n_rows;
+  if (tile >= 16) tile = tile / 16 * 16;  // keeps tiles' starts and GEMM shapes friendly to tensor cores
+
+  const cudaStream_t s = as_stream(stream);
+  auto* x16 = static_cast<__half*>(scratch);
+  auto* w16 = reinterpret_cast<__half*>(static_cast<uint8_t*>(scratch) + x_bytes);
+  const int64_t nx = a.n_cols * a.k;
+  to_f16_kernel<<<grid_for(nx, 256), 256, 0, s>>>(a.x, x16, nx);
+  cuda_status ls = launch_status();
+  if (!ls.ok()) return ls;
+
+  auto handle = static_cast<cublasHandle_t>(cublas_handle);
+  cuda_status cs = cublas_status(cublasSetStream(handle, s));
+  if (cs.ok()) cs = cublas_status(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));  // alpha, beta below
+  if (!cs.ok()) return cs;
+  const int64_t w_row_bytes = static_cast<int64_t>(tensor_row_bytes(a.w_type, a.k));
+  const float alpha = 1.0f, beta = 0.0f;
+  for (int64_t r0 = 0; r0 < a.n_rows; r0 += tile) {
+    const int64_t m = a.n_rows - r0 < tile ? a.n_rows - r0 : tile;
+    const unsigned blocks = static_cast<unsigned>((m + k_rows_per_block - 1) / k_rows_per_block);
+    visit_decoder(a.w_type, [&](auto q) {
+      using Q = decltype(q);
+      dequant_f16_kernel<Q><<<blocks, 16 * k_rows_per_block, 0, s>>>(static_cast<const uint8_t*>(a.w), w_row_bytes,
+                                                                      r0, m, a.k, w16);
+    });
+    ls = launch_status();
+    if (!ls.ok()) return ls;
+    // Column-major view: W tile = A (k x m, lda k), x = B (k x n_cols, ldb k), y = C (n_rows x n_cols, ldc
+    // n_rows) from row r0: C = A^T B, i.e. y[c, r0 + i] = sum_e W[r0 + i, e] x[c, e].
+    cs = cublas_status(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(a.n_cols),
+                                    static_cast<int>(a.k), &alpha, w16, CUDA_R_16F, static_cast<int>(a.k), x16,
+                                    CUDA_R_16F, static_cast<int>(a.k), &beta, a.y + r0, CUDA_R_32F,
+                                    static_cast<int>(a.n_rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (!cs.ok()) return cs;
+  }
+  return {};
+}
+
+}  // namespace lime::cuda
