@@ -31,7 +31,6 @@ struct sched_state {
   bool below_capacity = false;
   std::string below_message;
   std::map<uint64_t, steady::time_point> sent;  // batch id -> when it entered the pipeline
-  int consecutive_failures = 0;
   bool idle = true;
   steady::time_point t0;
   static inline const char* name = "scheduler";
@@ -91,16 +90,13 @@ void on_frame(sched_actor self, const std::string& from, const frame_ptr& f) {
   } else if (auto* s = std::get_if<msg::sampled_tokens>(&f->content)) {
     if (f->epoch != st.epoch) return;
     st.sent.erase(s->batch_id);
-    if (st.core->on_sampled(*s, now_s(self))) st.consecutive_failures = 0;
+    st.core->on_sampled(*s, now_s(self));
   } else if (auto* e = std::get_if<msg::error_report>(&f->content)) {
     if (e->code != "batch_failed" || f->epoch != st.epoch) return;
     st.sent.erase(e->request_id);
+    // Refused by a stage: the core preempts the batch's sequences while others run, and ends a sequence that is
+    // refused again and again on its own (resource_exhausted), so a deterministic refusal never loops.
     if (!st.core->on_batch_lost(e->request_id, e->message)) return;
-    // A failure that repeats on replay is deterministic (a stage cannot take the batch): end the requests.
-    if (++st.consecutive_failures >= 3) {
-      st.core->fail_all("batch_failed", "a pipeline stage refused the work: " + e->message);
-      st.consecutive_failures = 0;
-    }
   }
   pump(self);
 }

@@ -29,6 +29,10 @@ void set_address(wire::NodeAddress::Builder b, const node_address& a) {
 
 kj::ArrayPtr<const kj::byte> bytes_of(const void* p, size_t n) { return kj::arrayPtr(static_cast<const kj::byte*>(p), n); }
 
+// The whole string as Text, NUL bytes included (byte tokens such as <0x00> stream a NUL; a std::string would
+// otherwise convert through c_str() and stop at the first one).
+capnp::Text::Reader as_text(const std::string& s) { return capnp::Text::Reader(s.data(), s.size()); }
+
 }  // namespace
 
 void encode_body(wire::Frame::Builder& b, const hello& v) {
@@ -141,7 +145,7 @@ void encode_body(wire::Frame::Builder& b, const generation_request& v) {
   auto msgs = g.initMessages(static_cast<unsigned>(v.messages.size()));
   for (size_t i = 0; i < v.messages.size(); ++i) {
     msgs[static_cast<unsigned>(i)].setRole(v.messages[i].role);
-    msgs[static_cast<unsigned>(i)].setContent(v.messages[i].content);
+    msgs[static_cast<unsigned>(i)].setContent(as_text(v.messages[i].content));
   }
   set_params(g.initParams(), v.params);
   g.setNPredict(v.n_predict);
@@ -155,7 +159,7 @@ void encode_body(wire::Frame::Builder& b, const token_stream& v) {
   auto t = b.getBody().initTokenStream();
   t.setRequestId(v.request_id);
   fill_list(t.initTokens(static_cast<unsigned>(v.tokens.size())), v.tokens);
-  t.setText(v.text);
+  t.setText(as_text(v.text));
 }
 
 void encode_body(wire::Frame::Builder& b, const generation_done& v) {

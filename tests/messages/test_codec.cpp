@@ -135,6 +135,21 @@ error decode_error(const frame& f) {
   return r.ok() ? error{} : r.err();
 }
 
+TEST(codec, text_with_nul_bytes_round_trips_whole) {
+  // A byte token such as <0x00> streams a NUL; a user's message may hold one too.
+  const std::string bytes("a\0b\0\xff", 5);
+  auto back = decode(encode(wrap(token_stream{1, {7}, bytes})).data(), encode(wrap(token_stream{1, {7}, bytes})).size());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(std::get<token_stream>(back->content).text, bytes);
+  generation_request g;
+  g.request_id = 2;
+  g.messages = {{"user", bytes}};
+  auto gb = decode(encode(wrap(g)).data(), encode(wrap(g)).size());
+  ASSERT_TRUE(gb.ok());
+  ASSERT_EQ(std::get<generation_request>(gb->content).messages.size(), 1u);
+  EXPECT_EQ(std::get<generation_request>(gb->content).messages[0].content, bytes);
+}
+
 TEST(codec, inconsistent_micro_batches_are_refused) {
   auto m = sample_batch(2);
   m.n_embd = 5;  // activations are 3 x 4
