@@ -37,7 +37,18 @@ struct machine_roofline {
 machine_roofline bench_measure_roofline(int n_threads, uint64_t buffer_bytes);
 void bench_print_roofline(const machine_roofline& r, FILE* out);
 
-// --- kernels (bench_kernels.cpp)
+// --- kernels (bench_kernels.cpp; the CUDA variant in bench_kernels_cuda.cpp)
+
+struct model_shape;  // runtime/model_gen.h
+
+// One benchmarked weight matrix: rows outputs x k inputs.
+struct bench_matrix {
+  std::string name;  // "ffn_up"
+  int64_t k;         // inputs
+  int64_t rows;      // outputs
+};
+// The matrices of one layer that matter for speed (the others share their shapes), plus the output head.
+std::vector<bench_matrix> bench_shape_matrices(const model_shape& s);
 
 struct bench_kernels_options {
   std::vector<tensor_type> types;       // empty: f32 f16 bf16 q8_0 q4_0 q4_k q6_k

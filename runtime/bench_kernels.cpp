@@ -18,19 +18,6 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-struct mat_spec {
-  std::string name;  // "ffn_up"
-  int64_t k;         // inputs
-  int64_t rows;      // outputs
-};
-
-// The matrices of one layer that matter for speed (the others have the same shapes), plus the output head.
-std::vector<mat_spec> shape_matrices(const model_shape& s) {
-  return {{"attn_q", s.n_embd, s.n_embd},
-          {"ffn_up", s.n_embd, s.n_ff},
-          {"ffn_down", s.n_ff, s.n_embd},
-          {"output", s.n_embd, s.n_vocab}};
-}
 
 // rows x k weights of type t into dst, with model_gen's values, quantized in parallel.
 bool make_weights(tensor_type t, int64_t k, int64_t rows, thread_pool& pool, uint8_t* dst) {
@@ -82,7 +69,7 @@ void print_row(const row_out& r, FILE* out) {
 
 // Matvec over copies of the matrix laid end to end (at least stream_bytes in all), so every call streams its
 // weights from memory as a real forward pass does; best sweep of up to 5 (at least 0.3 s in all).
-row_out bench_matvec(thread_pool& pool, tensor_type t, const mat_spec& m, const uint8_t* w, uint64_t stride,
+row_out bench_matvec(thread_pool& pool, tensor_type t, const bench_matrix& m, const uint8_t* w, uint64_t stride,
                      int64_t copies, const float* x, float* y, double bw) {
   const uint64_t bytes = tensor_row_bytes(t, m.k) * static_cast<uint64_t>(m.rows);
   double best = 1e30, spent = 0;
@@ -104,6 +91,13 @@ row_out bench_matvec(thread_pool& pool, tensor_type t, const mat_spec& m, const 
 }
 
 }  // namespace
+
+std::vector<bench_matrix> bench_shape_matrices(const model_shape& s) {
+  return {{"attn_q", s.n_embd, s.n_embd},
+          {"ffn_up", s.n_embd, s.n_ff},
+          {"ffn_down", s.n_ff, s.n_embd},
+          {"output", s.n_embd, s.n_vocab}};
+}
 
 status bench_kernels(const bench_kernels_options& opts, FILE* out) {
   bench_kernels_options o = opts;
@@ -128,10 +122,10 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
   print_header(out);
 
   for (const model_shape& s : shapes) {
-    const std::vector<mat_spec> mats = shape_matrices(s);
+    const std::vector<bench_matrix> mats = bench_shape_matrices(s);
     for (tensor_type t : o.types) {
       const int64_t be = tensor_type_traits(t).block_elems;
-      for (const mat_spec& m : mats) {
+      for (const bench_matrix& m : mats) {
         const std::string shape = s.name + " " + m.name + " " + std::to_string(m.rows) + "x" + std::to_string(m.k);
         if (m.k % be != 0) {
           std::fprintf(out, "| matvec      | %-4s | %-42s | skipped: k %% %lld != 0 |\n", tensor_type_name(t), shape.c_str(),

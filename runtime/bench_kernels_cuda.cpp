@@ -15,19 +15,6 @@
 namespace lime {
 namespace {
 
-struct mat_spec {
-  std::string name;  // "ffn_up"
-  int64_t k;         // inputs
-  int64_t rows;      // outputs
-};
-
-// The same matrices as the CPU bench (bench_kernels.cpp): one layer's distinct shapes and the output head.
-std::vector<mat_spec> shape_matrices(const model_shape& s) {
-  return {{"attn_q", s.n_embd, s.n_embd},
-          {"ffn_up", s.n_embd, s.n_ff},
-          {"ffn_down", s.n_ff, s.n_embd},
-          {"output", s.n_embd, s.n_vocab}};
-}
 
 status cuda_err(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return {};
@@ -136,7 +123,7 @@ status bench_kernels_cuda(const bench_kernels_options& opts, FILE* out) {
   for (const model_shape& s : shapes) {
     for (tensor_type t : o.types) {
       const int64_t be = tensor_type_traits(t).block_elems;
-      for (const mat_spec& m : shape_matrices(s)) {
+      for (const bench_matrix& m : bench_shape_matrices(s)) {
         const std::string shape = s.name + " " + m.name + " " + std::to_string(m.rows) + "x" + std::to_string(m.k);
         if (m.k % be != 0) {
           std::fprintf(out, "| matvec       | %-4s | %-42s | skipped: k %% %lld != 0 |\n", tensor_type_name(t),

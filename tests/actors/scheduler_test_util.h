@@ -24,24 +24,17 @@
 #include "runtime/thread_pool.h"
 #include "runtime/tokenizer.h"
 
+#include "tests/stories.h"
+
 namespace lime::test {
 
-struct stories {
-  std::unique_ptr<model> m;
-  std::unique_ptr<tokenizer> tok;
+struct stories : stories_model {
   // chat_template / add_bos: overrides of the vocab (stories260K has no template), for template-mode tests.
   bool load(const std::string& dir, const std::string& chat_template = "", bool add_bos = true) {
-    auto mm = model::load(dir + "/stories260K.gguf");
-    if (!mm.ok()) { ADD_FAILURE() << mm.err().message; return false; }
-    m = std::make_unique<model>(std::move(*mm));
-    auto v = vocab_load(m->file());
-    if (!v.ok()) { ADD_FAILURE() << v.err().message; return false; }
-    v->chat_template = chat_template;
-    v->add_bos = add_bos;
-    auto t = tokenizer::create(std::move(*v));
-    if (!t.ok()) { ADD_FAILURE() << t.err().message; return false; }
-    tok = std::make_unique<tokenizer>(std::move(*t));
-    return true;
+    return stories_model::load(dir, [&](vocab& v) {
+      v.chat_template = chat_template;
+      v.add_bos = add_bos;
+    });
   }
 };
 

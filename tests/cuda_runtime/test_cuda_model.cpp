@@ -11,25 +11,13 @@
 #include "runtime/tokenizer.h"
 #include "tests/cuda_runtime/cuda_runtime_test_util.h"
 #include "tests/golden.h"
+#include "tests/stories.h"
 #include "tests/test_models.h"
 
 namespace lime {
 namespace {
 
-struct stories {
-  std::unique_ptr<model> m;
-  std::unique_ptr<tokenizer> tok;
-  bool load(const std::string& dir) {
-    auto mm = model::load(dir + "/stories260K.gguf");
-    if (!mm.ok()) { ADD_FAILURE() << mm.err().message; return false; }
-    m = std::make_unique<model>(std::move(*mm));
-    auto v = vocab_load(m->file());
-    if (!v.ok()) { ADD_FAILURE() << v.err().message; return false; }
-    auto t = tokenizer::create(std::move(*v));
-    if (!t.ok()) { ADD_FAILURE() << t.err().message; return false; }
-    tok = std::make_unique<tokenizer>(std::move(*t));
-    return true;
-  }
+struct stories : test::stories_model {
   std::unique_ptr<session> make(const backend_options& o, int32_t n_batch = 512) {
     session_config c;
     c.backend = o;
