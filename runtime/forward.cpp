@@ -44,6 +44,28 @@ void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, f
   });
 }
 
+void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* x, size_t n_cols) {
+  int64_t macs = 0;
+  for (const matmul_out& o : outs) macs += o.w->n_rows * o.w->k * static_cast<int64_t>(n_cols);
+  const int64_t n_threads = pool_->n_threads();
+  if (macs < k_min_parallel_macs || n_threads == 1) {
+    for (const matmul_out& o : outs) matmul(*o.w, x, n_cols, o.y);
+    return;
+  }
+  // One index per thread; thread t computes rows [r*t/T, r*(t+1)/T) of each matrix.
+  pool_->parallel_for(n_threads, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      for (const matmul_out& o : outs) {
+        const weight_view& w = *o.w;
+        const int64_t begin = w.n_rows * t / n_threads, end = w.n_rows * (t + 1) / n_threads;
+        if (end <= begin) continue;
+        cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), o.y, begin, end};
+        cpu::matmul(a);
+      }
+    }
+  });
+}
+
 result<void> forward_check_and_reserve(const model& mdl, layer_range range, kv_cache& kv, const micro_batch& b) {
   const model_hparams& hp = mdl.hparams();
   const size_t n = b.size();
@@ -104,9 +126,7 @@ void forward_pass::attention_block(int32_t layer, const layer_weights& w, const 
   // --- norm, q/k/v projections, rope
   for (size_t i = 0; i < n; ++i)
     cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.attn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
-  matmul(w.wq, cur_.data(), n, q_.data());
-  matmul(w.wk, cur_.data(), n, k_.data());
-  matmul(w.wv, cur_.data(), n, v_.data());
+  matmuls({{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}}, cur_.data(), n);
   for (size_t i = 0; i < n; ++i) {
     cpu::rope_ref(&q_[i * n_q], hp.n_head, hp.head_dim, hp.n_rot, b.pos[i], model_->rope_inv_freq().data(), hp.rope_neox);
     cpu::rope_ref(&k_[i * n_kv], hp.n_head_kv, hp.head_dim, hp.n_rot, b.pos[i], model_->rope_inv_freq().data(), hp.rope_neox);
@@ -173,8 +193,7 @@ void forward_pass::ffn_block(const layer_weights& w, size_t n) {
   const int64_t n_embd = hp.n_embd, n_ff = hp.n_ff;
   for (size_t i = 0; i < n; ++i)
     cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.ffn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
-  matmul(w.w_gate, cur_.data(), n, gate_.data());
-  matmul(w.w_up, cur_.data(), n, up_.data());
+  matmuls({{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}}, cur_.data(), n);
   cpu::swiglu(gate_.data(), up_.data(), gate_.data(), static_cast<int64_t>(n) * n_ff);
   matmul(w.w_down, gate_.data(), n, proj_.data());
   for (size_t i = 0; i < n * static_cast<size_t>(n_embd); ++i) x_[i] = x_[i] + proj_[i];
@@ -241,6 +260,7 @@ result<void> forward_pass::run(const micro_batch& b, forward_output& out) {
 
   if (weights_) LIME_TRY_VOID(weights_->begin_pass());
   LIME_TRY_VOID(embed(b));
+  thread_pool::busy_scope busy(*pool_);  // the pass's loops follow each other closely
   for (int32_t l = range_.lo; l < range_.hi; ++l) {
     const layer_weights* w = &model_->layer(l);
     if (weights_) {

@@ -4,6 +4,7 @@
 // are bitwise the same whatever it is batched with and however the layers are split.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "runtime/kv_cache.h"
@@ -96,6 +97,13 @@ class forward_pass final : public forward_engine {
   result<void> output_head(const micro_batch& batch, forward_output& out);
   result<void> output_head_streamed(size_t n_out, float* logits);
   void matmul(const weight_view& w, const float* x, size_t n_cols, float* y);
+  // y_i = w_i x for up to 3 matrices sharing one input, in one parallel loop: each thread takes its share of every
+  // matrix's rows, so the pool is woken once instead of once per matrix (q/k/v, gate/up). Same bits as matmul().
+  struct matmul_out {
+    const weight_view* w;
+    float* y;  // [n_cols, w->n_rows]
+  };
+  void matmuls(std::initializer_list<matmul_out> outs, const float* x, size_t n_cols);
 
   const model* model_;
   layer_range range_;

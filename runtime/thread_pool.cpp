@@ -14,10 +14,11 @@ namespace lime {
 
 namespace {
 
-// How long a waiting thread polls before it goes to sleep. Short: a few microseconds covers the gap between
-// back-to-back loops of one forward pass, yet an idle pool (or one sharing 2 cores with other processes) does
-// not burn CPU.
+// How long a waiting thread polls before it goes to sleep: briefly when the pool is idle (it may share 2 cores
+// with other processes), longer inside a busy_scope, where the next loop of the same forward pass is due within
+// microseconds and a sleep would cost a futex wake-up.
 constexpr std::chrono::microseconds k_spin_time{8};
+constexpr std::chrono::microseconds k_busy_spin_time{500};
 constexpr int k_polls_per_clock_read = 32;
 
 inline void cpu_relax() {
@@ -28,16 +29,18 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls done() for up to k_spin_time; true as soon as it holds, false when the time ran out.
-template <class F>
-bool spin_until(F done) {
-  auto deadline = std::chrono::steady_clock::now() + k_spin_time;
+// Polls done() for up to k_spin_time, or k_busy_spin_time while busy() holds; true as soon as done() holds,
+// false when the time ran out.
+template <class F, class B>
+bool spin_until(F done, B busy) {
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     for (int i = 0; i < k_polls_per_clock_read; ++i) {
       if (done()) return true;
       cpu_relax();
     }
-    if (std::chrono::steady_clock::now() >= deadline) return done();
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (waited >= k_busy_spin_time || (waited >= k_spin_time && !busy())) return done();
   }
 }
 
@@ -74,8 +77,9 @@ void thread_pool::run_range(int t) {
 
 void thread_pool::worker_main(int t) {
   uint64_t seen = 0;
+  auto is_busy = [this] { return busy_.load(std::memory_order_relaxed) > 0; };
   for (;;) {
-    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
+    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, is_busy)) {
       std::unique_lock<std::mutex> lk(mu_);
       wake_cv_.wait(lk, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stop_) return;
@@ -110,7 +114,7 @@ void thread_pool::parallel_for(int64_t n, const std::function<void(int64_t, int6
   run_range(0);
 
   auto all_done = [&] { return remaining_.load(std::memory_order_acquire) == 0; };
-  if (!spin_until(all_done)) {
+  if (!spin_until(all_done, [this] { return busy_.load(std::memory_order_relaxed) > 0; })) {
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, all_done);
   }

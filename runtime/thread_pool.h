@@ -31,6 +31,20 @@ class thread_pool {
 
   int n_threads() const { return n_threads_; }
 
+  // While a pool is marked busy (a forward pass runs a burst of loops with short serial gaps between them), idle
+  // workers and the waiting caller poll for up to k_busy_spin before they sleep instead of a few microseconds: a
+  // futex wake-up costs tens of microseconds on a VM, more than most gaps. Leaving busy drops back at once.
+  class busy_scope {
+   public:
+    explicit busy_scope(thread_pool& p) : p_(&p) { p_->busy_.fetch_add(1, std::memory_order_relaxed); }
+    ~busy_scope() { p_->busy_.fetch_sub(1, std::memory_order_relaxed); }
+    busy_scope(const busy_scope&) = delete;
+    busy_scope& operator=(const busy_scope&) = delete;
+
+   private:
+    thread_pool* p_;
+  };
+
  private:
   void worker_main(int thread_index);
   void run_range(int thread_index);  // runs this thread's range of the current job
@@ -45,6 +59,7 @@ class thread_pool {
 
   std::atomic<uint64_t> generation_{0};  // bumped once per parallel_for; workers wait for it to change
   std::atomic<int> remaining_{0};        // workers that have not finished the current job
+  std::atomic<int> busy_{0};             // open busy_scopes
   bool stop_ = false;                    // guarded by mu_
 
   std::mutex mu_;                   // guards stop_ and the sleeps below

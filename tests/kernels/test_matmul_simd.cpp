@@ -136,7 +136,7 @@ void expect_equal_to_ref(const variant& v, tensor_type t, const uint8_t* w, int6
 TEST_P(matmul_simd, every_type_shape_and_row_range_equals_reference) {
   const int64_t n_rows = 37;  // crosses one 24-row strip, leaves tile remainders for every tile height
   for (tensor_type t : k_types) {
-    std::vector<int64_t> ks = {32, 64, 256, 768, 4096};
+    std::vector<int64_t> ks = {32, 64, 256, 288, 768, 4096};  // 288: a partial group of 8 blocks after a full one
     if (is_float(t)) ks.insert(ks.end(), {1, 7, 17, 172, 1000});
     for (int64_t k : ks) {
       const std::vector<uint8_t> w = random_weights(t, n_rows, k, 11 + static_cast<uint32_t>(k));
@@ -173,6 +173,38 @@ TEST_P(matmul_simd, raw_random_blocks_with_odd_scales) {
     }
     const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 5);
     expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), 1, 0, n_rows, true);  // the matvec kernels
+  }
+}
+
+// An infinite scale with every q above the type's zero point: the reference gives (q - z) * inf = +inf for the
+// block, and so +inf for the row; the shortcut fma(q, d, -z d) would give inf - inf = NaN. Each row has the
+// infinite block at a different position (first, inside and at the end of a group of 8 blocks, the last block).
+TEST_P(matmul_simd, infinite_scale_blocks_give_inf_not_nan) {
+  for (tensor_type t : {tensor_type::q4_0, tensor_type::q5_0}) {
+    const int64_t n_rows = 9, k = 32 * 11;
+    const std::vector<uint8_t> w0 = random_weights(t, n_rows, k, 21);
+    std::vector<uint8_t> w = w0;
+    const size_t bb = static_cast<size_t>(tensor_type_traits(t).block_bytes), rb = tensor_row_bytes(t, k);
+    const int64_t pos[] = {0, 3, 7, 8, 10, 5, 1, 9, 2};
+    for (int64_t r = 0; r < n_rows; ++r) {
+      uint8_t* blk = &w[rb * static_cast<size_t>(r) + bb * static_cast<size_t>(pos[r])];
+      const uint16_t inf_half = 0x7c00;
+      std::memcpy(blk, &inf_half, 2);
+      if (t == tensor_type::q4_0) {
+        std::memset(blk + 2, 0x9a, 16);  // q = 10 and 9: above 8
+      } else {
+        std::memset(blk + 2, 0xff, 4);   // every high bit set: q >= 16
+        std::memset(blk + 6, 0x21, 16);  // q = 17, 18
+      }
+    }
+    const std::vector<float> x = random_floats(static_cast<size_t>(3 * k), 12, 0.5f, 1.f);  // all positive
+    for (int64_t n_cols : {1, 3}) {
+      std::vector<float> y(static_cast<size_t>(n_cols * n_rows));
+      ASSERT_EQ(matmul_ref(make_args(t, w.data(), n_rows, k, x.data(), n_cols, y.data(), 0, n_rows)), kstatus::ok);
+      for (float v : y) ASSERT_TRUE(std::isinf(v) && v > 0) << "the reference itself: " << v;
+      expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows);
+    }
   }
 }
 
@@ -191,6 +223,8 @@ TEST_P(matmul_simd, inf_and_nan_in_activations_propagate_like_reference) {
     x[4 * k + 94] = 3e38f;
     x[4 * k + 79] = 3e38f;
     expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+    for (int64_t c = 0; c < n_cols; ++c)  // each column alone: the matvec kernels
+      expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data() + c * k, 1, 0, n_rows, true);
   }
 }
 

@@ -245,6 +245,10 @@ void rows(const matmul_args& a, int64_t r0, stage* st) {
       const int nb = static_cast<int>((a.k - k0 < k_chunk ? a.k - k0 : k_chunk) / k_qk);
       for (int r = 0; r < R; ++r) {
         const uint8_t* src = w + r * row_bytes + (k0 / k_qk) * block_bytes<T>();
+        // The same chunk of the next row group, requested now: the hardware prefetchers alone leave a matvec
+        // streaming from memory well below the core's rate (measured on Zen 3).
+        for (int64_t o = 0; o < nb * block_bytes<T>(); o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(src + R * row_bytes + o), _MM_HINT_T0);
         for (int i = 0; i < nb; ++i) {
           const int ns = T == kq::q6 ? 16 : 8;  // scales per super-block
           stage_block<T>(src + i * block_bytes<T>(), st[r].q + i * k_qk, st[r].a + ns * i, st[r].b + ns * i);

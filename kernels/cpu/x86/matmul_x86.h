@@ -19,6 +19,8 @@ kstatus matmul_float_avx512(const matmul_args& a);
 // Legacy 32-element block quants: q8_0, q4_0, q4_1, q5_0, q5_1
 // (kernels/cpu/x86/matmul_legacy_avx2.cpp / _avx512.cpp).
 kstatus matmul_legacy_avx2(const matmul_args& a);
+// One column (decode) of q4_0 / q8_0 (kernels/cpu/x86/matvec_legacy_avx2.cpp); unsupported_type otherwise.
+kstatus matvec_legacy_avx2(const matmul_args& a);
 kstatus matmul_legacy_avx512(const matmul_args& a);
 
 }  // namespace lime::cpu
