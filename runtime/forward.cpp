@@ -30,6 +30,13 @@ namespace {
 // Below this many multiply-adds a matmul runs on the calling thread: waking the pool costs more than the work
 // (tiny models). Where rows are split never changes a bit, so this is purely a speed choice.
 constexpr int64_t k_min_parallel_macs = 1 << 18;
+
+// Rows per chunk of a parallel matmul: about 8 chunks per thread, so a thread that runs late (a busy or shared
+// machine) costs little, in multiples of 24 rows (the SIMD kernels' row strips) and at least 48.
+int64_t matmul_chunk_rows(int64_t n_rows, int n_threads) {
+  const int64_t want = n_rows / (8 * static_cast<int64_t>(n_threads));
+  return std::max<int64_t>(48, (want + 23) / 24 * 24);
+}
 }  // namespace
 
 void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, float* y) {
@@ -38,7 +45,8 @@ void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, f
     cpu::matmul(a);
     return;
   }
-  pool_->parallel_for(w.n_rows, [&](int64_t begin, int64_t end, int) {
+  const int64_t chunk = matmul_chunk_rows(w.n_rows, pool_->n_threads());
+  pool_->parallel_for_dynamic(w.n_rows, chunk, [&](int64_t begin, int64_t end, int) {
     cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), y, begin, end};
     cpu::matmul(a);  // the fastest variant; bitwise equal to matmul_ref. Shapes were validated at load.
   });
@@ -47,21 +55,28 @@ void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, f
 void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* x, size_t n_cols) {
   int64_t macs = 0;
   for (const matmul_out& o : outs) macs += o.w->n_rows * o.w->k * static_cast<int64_t>(n_cols);
-  const int64_t n_threads = pool_->n_threads();
-  if (macs < k_min_parallel_macs || n_threads == 1) {
+  if (macs < k_min_parallel_macs || pool_->n_threads() == 1 || outs.size() > 3) {
     for (const matmul_out& o : outs) matmul(*o.w, x, n_cols, o.y);
     return;
   }
-  // One index per thread; thread t computes rows [r*t/T, r*(t+1)/T) of each matrix.
-  pool_->parallel_for(n_threads, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      for (const matmul_out& o : outs) {
-        const weight_view& w = *o.w;
-        const int64_t begin = w.n_rows * t / n_threads, end = w.n_rows * (t + 1) / n_threads;
-        if (end <= begin) continue;
-        cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), o.y, begin, end};
-        cpu::matmul(a);
-      }
+  // One loop over the chunks of every matrix, in order: chunk j of matrix i is index first[i] + j.
+  int64_t chunk[3] = {}, first[4] = {};
+  const matmul_out* out[3] = {};
+  int n_out = 0;
+  for (const matmul_out& o : outs) {
+    chunk[n_out] = matmul_chunk_rows(o.w->n_rows, pool_->n_threads());
+    first[n_out + 1] = first[n_out] + (o.w->n_rows + chunk[n_out] - 1) / chunk[n_out];
+    out[n_out++] = &o;
+  }
+  pool_->parallel_for_dynamic(first[n_out], 1, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t c = c0; c < c1; ++c) {
+      int i = 0;
+      while (c >= first[i + 1]) ++i;
+      const weight_view& w = *out[i]->w;
+      const int64_t begin = (c - first[i]) * chunk[i];
+      const int64_t end = std::min(w.n_rows, begin + chunk[i]);
+      cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), out[i]->y, begin, end};
+      cpu::matmul(a);
     }
   });
 }
@@ -181,7 +196,7 @@ void forward_pass::attention_block(int32_t layer, const layer_weights& w, const 
   // Same rule as matmul: small attention work (short contexts, tiny heads) stays on the calling thread.
   const int64_t macs = n_items * static_cast<int64_t>(b.pos.back() + 1) * hp.head_dim * 2;
   if (macs < k_min_parallel_macs) attend(0, n_items, 0);
-  else pool_->parallel_for(n_items, attend);
+  else pool_->parallel_for_dynamic(n_items, std::max<int64_t>(1, n_items / (4 * pool_->n_threads())), attend);
 
   // --- output projection + residual
   matmul(w.wo, attn_.data(), n, proj_.data());

@@ -65,6 +65,12 @@ thread_pool::~thread_pool() {
   for (auto& w : workers_) w.join();
 }
 
+namespace {
+constexpr uint64_t k_chunk_bit = uint64_t{1} << 32;
+constexpr uint64_t k_left_mask = k_chunk_bit - 1;
+inline uint64_t generation_of(uint64_t ticket) { return ticket >> 33; }
+}  // namespace
+
 void thread_pool::run_range(int t) {
   const int64_t n = job_n_;
   const int64_t T = n_threads_;
@@ -75,16 +81,45 @@ void thread_pool::run_range(int t) {
   if (end > begin) (*job_)(begin, end, t);
 }
 
-void thread_pool::worker_main(int t) {
-  uint64_t seen = 0;
-  auto is_busy = [this] { return busy_.load(std::memory_order_relaxed) > 0; };
+void thread_pool::run_chunks(uint64_t ticket, int t) {
+  const uint64_t gen = generation_of(ticket);
   for (;;) {
-    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, is_busy)) {
+    if (generation_of(ticket) != gen || (ticket & k_left_mask) == 0) return;
+    if (!ticket_.compare_exchange_weak(ticket, ticket - 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      continue;  // ticket now holds the current value
+    }
+    // Chunk c is ours: the job cannot end (nor its fields change) before we mark it done.
+    const int64_t c = static_cast<int64_t>(ticket & k_left_mask) - 1;
+    const int64_t begin = c * chunk_;
+    const int64_t end = begin + chunk_ < job_n_ ? begin + chunk_ : job_n_;
+    const int64_t n_chunks = n_chunks_;
+    (*job_)(begin, end, t);
+    // Nothing of the job may be touched after this increment: the caller may return and destroy it.
+    if (chunks_done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_chunks) {
+      std::lock_guard<std::mutex> lk(mu_);
+      done_cv_.notify_one();
+    }
+    ticket = ticket_.load(std::memory_order_acquire);
+  }
+}
+
+void thread_pool::worker_main(int t) {
+  uint64_t seen = 0;  // generation of the last job this worker looked at
+  auto is_busy = [this] { return busy_.load(std::memory_order_relaxed) > 0; };
+  auto fresh = [&] { return generation_of(ticket_.load(std::memory_order_acquire)) != seen; };
+  for (;;) {
+    if (!spin_until(fresh, is_busy)) {
       std::unique_lock<std::mutex> lk(mu_);
-      wake_cv_.wait(lk, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+      wake_cv_.wait(lk, [&] { return stop_ || fresh(); });
       if (stop_) return;
     }
-    seen = generation_.load(std::memory_order_acquire);
+    const uint64_t ticket = ticket_.load(std::memory_order_acquire);
+    seen = generation_of(ticket);
+    if (ticket & k_chunk_bit) {
+      run_chunks(ticket, t);
+      continue;
+    }
+    // A split job waits for every worker, so it is still current and its fields are stable here.
     run_range(t);
     // Nothing of the job may be touched after this decrement: the caller may return and destroy it.
     if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -93,6 +128,18 @@ void thread_pool::worker_main(int t) {
       done_cv_.notify_one();
     }
   }
+}
+
+uint64_t thread_pool::publish(bool chunks, uint64_t left) {
+  const uint64_t gen = generation_of(ticket_.load(std::memory_order_relaxed)) + 1;
+  const uint64_t ticket = (gen << 33) | (chunks ? k_chunk_bit : 0) | left;
+  {
+    // Stored under the lock so a worker between its predicate check and its sleep cannot miss it.
+    std::lock_guard<std::mutex> lk(mu_);
+    ticket_.store(ticket, std::memory_order_release);
+  }
+  wake_cv_.notify_all();
+  return ticket;
 }
 
 void thread_pool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
@@ -104,16 +151,35 @@ void thread_pool::parallel_for(int64_t n, const std::function<void(int64_t, int6
   job_ = &fn;
   job_n_ = n;
   remaining_.store(n_threads_ - 1, std::memory_order_relaxed);
-  {
-    // Bumped under the lock so a worker between its predicate check and its sleep cannot miss it.
-    std::lock_guard<std::mutex> lk(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  wake_cv_.notify_all();
+  publish(false, 0);
 
   run_range(0);
 
   auto all_done = [&] { return remaining_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(all_done, [this] { return busy_.load(std::memory_order_relaxed) > 0; })) {
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, all_done);
+  }
+  job_ = nullptr;
+}
+
+void thread_pool::parallel_for_dynamic(int64_t n, int64_t chunk,
+                                       const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (n <= 0) return;
+  if (chunk < 1) chunk = 1;
+  const int64_t n_chunks = (n + chunk - 1) / chunk;
+  if (n_threads_ == 1 || n_chunks == 1 || n_chunks > static_cast<int64_t>(k_left_mask)) {
+    for (int64_t b = 0; b < n; b += chunk) fn(b, b + chunk < n ? b + chunk : n, 0);
+    return;
+  }
+  job_ = &fn;
+  job_n_ = n;
+  chunk_ = chunk;
+  n_chunks_ = n_chunks;
+  chunks_done_.store(0, std::memory_order_relaxed);
+  run_chunks(publish(true, static_cast<uint64_t>(n_chunks)), 0);
+
+  auto all_done = [&] { return chunks_done_.load(std::memory_order_acquire) == n_chunks; };
   if (!spin_until(all_done, [this] { return busy_.load(std::memory_order_relaxed) > 0; })) {
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, all_done);

@@ -29,6 +29,14 @@ class thread_pool {
   // One caller at a time (the pool's owner thread); fn must not throw and must not call parallel_for itself.
   void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread_index)>& fn);
 
+  // Hands [0, n) out in chunks of `chunk` indices (the last one shorter), first come first served: fn(begin, end,
+  // t) runs once per chunk on whichever thread t takes it, the caller (thread 0) included. A thread that is late
+  // (descheduled: a busy or shared machine) simply takes fewer chunks, so nobody waits for it; what a chunk
+  // computes must therefore not depend on t beyond per-thread scratch. Blocks until every chunk is done.
+  // chunk < 1 is taken as 1. Same caller rules as parallel_for.
+  void parallel_for_dynamic(int64_t n, int64_t chunk,
+                            const std::function<void(int64_t begin, int64_t end, int thread_index)>& fn);
+
   int n_threads() const { return n_threads_; }
 
   // While a pool is marked busy (a forward pass runs a burst of loops with short serial gaps between them), idle
@@ -46,25 +54,33 @@ class thread_pool {
   };
 
  private:
+  using job_fn = std::function<void(int64_t, int64_t, int)>;
   void worker_main(int thread_index);
-  void run_range(int thread_index);  // runs this thread's range of the current job
+  void run_range(int thread_index);                  // runs this thread's range of the current split job
+  void run_chunks(uint64_t ticket, int thread_index);  // takes chunks of the job `ticket` names while any are left
+  uint64_t publish(bool chunks, uint64_t left);      // starts a job: next generation, returns its ticket
 
   int n_threads_ = 1;
   std::vector<std::thread> workers_;  // [n_threads - 1]; worker i is thread index i + 1
 
-  // The current job, written by the caller before it bumps generation_ (release), read by workers after they
-  // see the new generation (acquire).
-  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  // The current job, written by the caller before it publishes the ticket (release), read by workers after they
+  // acquire it: for a chunk job only after taking a chunk (the job stays alive until every chunk is done).
+  const job_fn* job_ = nullptr;
   int64_t job_n_ = 0;
+  int64_t chunk_ = 1;     // chunk jobs: indices per chunk
+  int64_t n_chunks_ = 0;  // chunk jobs: chunks in all
 
-  std::atomic<uint64_t> generation_{0};  // bumped once per parallel_for; workers wait for it to change
-  std::atomic<int> remaining_{0};        // workers that have not finished the current job
-  std::atomic<int> busy_{0};             // open busy_scopes
-  bool stop_ = false;                    // guarded by mu_
+  // generation (bits 33-63) | chunk job (bit 32) | chunks not yet taken (bits 0-31). A new generation per job;
+  // workers wait for it to change; chunks are taken by decrementing the low bits (chunk c = the count before - 1).
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int> remaining_{0};         // split jobs: workers that have not finished their range
+  std::atomic<int64_t> chunks_done_{0};   // chunk jobs: chunks finished
+  std::atomic<int> busy_{0};              // open busy_scopes
+  bool stop_ = false;                     // guarded by mu_
 
   std::mutex mu_;                   // guards stop_ and the sleeps below
   std::condition_variable wake_cv_;  // workers sleep here waiting for a new generation
-  std::condition_variable done_cv_;  // the caller sleeps here waiting for remaining_ == 0
+  std::condition_variable done_cv_;  // the caller sleeps here waiting for its job to finish
 };
 
 }  // namespace lime

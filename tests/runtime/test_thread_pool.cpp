@@ -1,7 +1,9 @@
-// Tests for runtime/thread_pool: range splitting, coverage, the caller as thread 0, repeated use, idle cost.
+// Tests for runtime/thread_pool: range splitting, dynamic chunks, coverage, the caller as thread 0, a late
+// thread, repeated use, idle cost.
 #include <gtest/gtest.h>
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -121,6 +123,82 @@ TEST(thread_pool, results_are_visible_after_return) {
   }
 }
 
+// parallel_for_dynamic: every chunk exactly once, chunk-aligned and chunk-sized (the last one shorter), thread
+// indices in range.
+void check_chunks(thread_pool& pool, int64_t n, int64_t chunk) {
+  const int64_t c = chunk < 1 ? 1 : chunk;
+  const int64_t n_chunks = n > 0 ? (n + c - 1) / c : 0;
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(n > 0 ? n : 1));
+  for (auto& h : hits) h.store(0);
+  std::atomic<int64_t> calls{0};
+  std::atomic<bool> bad{false};
+  pool.parallel_for_dynamic(n, chunk, [&](int64_t b, int64_t e, int t) {
+    if (t < 0 || t >= pool.n_threads() || b % c != 0 || e - b != std::min(c, n - b)) bad = true;
+    calls.fetch_add(1);
+    for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+  });
+  EXPECT_FALSE(bad.load()) << "n=" << n << " chunk=" << chunk;
+  EXPECT_EQ(calls.load(), n_chunks) << "n=" << n << " chunk=" << chunk;
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "index " << i;
+}
+
+TEST(thread_pool, dynamic_chunks_cover_every_index_once) {
+  for (int T : {1, 2, 3, 4, 7}) {
+    thread_pool pool(T);
+    for (int64_t n : {0, 1, 5, 100, 1001}) {
+      for (int64_t chunk : {-3, 1, 3, 64, 2000}) check_chunks(pool, n, chunk);
+    }
+  }
+}
+
+// A worker stuck in its first chunk (as a descheduled thread would be) does not hold the others up: the caller
+// takes every other chunk, and only then is the stuck one released. With ranges fixed per thread this would wait
+// forever (the test gives up after 20 s and fails).
+TEST(thread_pool, a_late_thread_leaves_its_share_to_the_others) {
+  thread_pool pool(2);
+  const int64_t n_chunks = 64;
+  std::atomic<int64_t> done_by_caller{0}, done_by_worker{0};
+  std::atomic<bool> worker_held{false}, gave_up{false};
+  pool.parallel_for_dynamic(n_chunks, 1, [&](int64_t, int64_t, int t) {
+    if (t == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // leaves the worker time to wake and take one
+      done_by_caller.fetch_add(1);
+      return;
+    }
+    if (!worker_held.exchange(true)) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (done_by_caller.load() + done_by_worker.load() < n_chunks - 1) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          gave_up = true;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    }
+    done_by_worker.fetch_add(1);
+  });
+  EXPECT_FALSE(gave_up.load()) << "the caller did not take the stuck worker's share";
+  EXPECT_EQ(done_by_caller.load() + done_by_worker.load(), n_chunks);
+  ASSERT_TRUE(worker_held.load()) << "the worker never took a chunk in 64 ms";
+  EXPECT_EQ(done_by_worker.load(), 1);  // it never got a second chunk
+}
+
+// Split and chunk jobs back to back, many times, tiny ones included (workers that wake up after every chunk is
+// taken): each job's result is complete when it returns.
+TEST(thread_pool, split_and_chunk_jobs_alternate) {
+  thread_pool pool(3);
+  std::vector<int> out(97, 0);
+  for (int round = 1; round <= 5000; ++round) {
+    const int64_t n = 1 + round % 97;
+    auto fill = [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) out[static_cast<size_t>(i)] = round;
+    };
+    if (round % 2) pool.parallel_for(n, fill);
+    else pool.parallel_for_dynamic(n, 1 + round % 5, fill);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[static_cast<size_t>(i)], round) << "round " << round;
+  }
+}
+
 double process_cpu_seconds() {
   timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -132,8 +210,9 @@ TEST(thread_pool, idle_pool_does_not_burn_cpu) {
   std::atomic<int64_t> sink{0};
   for (int i = 0; i < 100; ++i) {
     pool.parallel_for(64, [&](int64_t b, int64_t e, int) { sink.fetch_add(e - b); });
+    pool.parallel_for_dynamic(64, 4, [&](int64_t b, int64_t e, int) { sink.fetch_add(e - b); });
   }
-  ASSERT_EQ(sink.load(), 6400);
+  ASSERT_EQ(sink.load(), 12800);
   const double cpu0 = process_cpu_seconds();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const double idle_cpu = process_cpu_seconds() - cpu0;
