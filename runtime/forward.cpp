@@ -40,23 +40,22 @@ int64_t matmul_chunk_rows(int64_t n_rows, int n_threads) {
 }  // namespace
 
 void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, float* y) {
-  if (w.n_rows * w.k * static_cast<int64_t>(n_cols) < k_min_parallel_macs) {
-    cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), y, 0, w.n_rows};
-    cpu::matmul(a);
-    return;
-  }
-  const int64_t chunk = matmul_chunk_rows(w.n_rows, pool_->n_threads());
-  pool_->parallel_for_dynamic(w.n_rows, chunk, [&](int64_t begin, int64_t end, int) {
-    cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), y, begin, end};
-    cpu::matmul(a);  // the fastest variant; bitwise equal to matmul_ref. Shapes were validated at load.
-  });
+  matmuls({{&w, y}}, x, n_cols);
 }
 
 void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* x, size_t n_cols) {
+  if (outs.size() > 3) {
+    for (const matmul_out& o : outs) matmuls({o}, x, n_cols);
+    return;
+  }
   int64_t macs = 0;
   for (const matmul_out& o : outs) macs += o.w->n_rows * o.w->k * static_cast<int64_t>(n_cols);
-  if (macs < k_min_parallel_macs || pool_->n_threads() == 1 || outs.size() > 3) {
-    for (const matmul_out& o : outs) matmul(*o.w, x, n_cols, o.y);
+  if (macs < k_min_parallel_macs || pool_->n_threads() == 1) {
+    for (const matmul_out& o : outs) {
+      const weight_view& w = *o.w;
+      cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), o.y, 0, w.n_rows};
+      cpu::matmul(a);  // the fastest variant; bitwise equal to matmul_ref. Shapes were validated at load.
+    }
     return;
   }
   // One loop over the chunks of every matrix, in order: chunk j of matrix i is index first[i] + j.

@@ -97,8 +97,9 @@ class forward_pass final : public forward_engine {
   result<void> output_head(const micro_batch& batch, forward_output& out);
   result<void> output_head_streamed(size_t n_out, float* logits);
   void matmul(const weight_view& w, const float* x, size_t n_cols, float* y);
-  // y_i = w_i x for up to 3 matrices sharing one input, in one parallel loop: each thread takes its share of every
-  // matrix's rows, so the pool is woken once instead of once per matrix (q/k/v, gate/up). Same bits as matmul().
+  // y_i = w_i x for matrices sharing one input (q/k/v, gate/up), in one parallel loop over chunks of every matrix's
+  // rows, so the pool is woken once instead of once per matrix (more than 3: one loop each). matmul() is the case
+  // of one matrix. Small work runs on the calling thread. Where rows are computed never changes their bits.
   struct matmul_out {
     const weight_view* w;
     float* y;  // [n_cols, w->n_rows]

@@ -21,6 +21,11 @@ constexpr std::chrono::microseconds k_spin_time{8};
 constexpr std::chrono::microseconds k_busy_spin_time{500};
 constexpr int k_polls_per_clock_read = 32;
 
+// ticket_'s fields (thread_pool.h): generation in bits 33-63, the chunk-job flag in bit 32, chunks left below.
+constexpr uint64_t k_chunk_bit = uint64_t{1} << 32;
+constexpr uint64_t k_left_mask = k_chunk_bit - 1;
+inline uint64_t generation_of(uint64_t ticket) { return ticket >> 33; }
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   _mm_pause();
@@ -65,12 +70,6 @@ thread_pool::~thread_pool() {
   for (auto& w : workers_) w.join();
 }
 
-namespace {
-constexpr uint64_t k_chunk_bit = uint64_t{1} << 32;
-constexpr uint64_t k_left_mask = k_chunk_bit - 1;
-inline uint64_t generation_of(uint64_t ticket) { return ticket >> 33; }
-}  // namespace
-
 void thread_pool::run_range(int t) {
   const int64_t n = job_n_;
   const int64_t T = n_threads_;
@@ -105,7 +104,7 @@ void thread_pool::run_chunks(uint64_t ticket, int t) {
 
 void thread_pool::worker_main(int t) {
   uint64_t seen = 0;  // generation of the last job this worker looked at
-  auto is_busy = [this] { return busy_.load(std::memory_order_relaxed) > 0; };
+  auto is_busy = [this] { return busy(); };
   auto fresh = [&] { return generation_of(ticket_.load(std::memory_order_acquire)) != seen; };
   for (;;) {
     if (!spin_until(fresh, is_busy)) {
@@ -142,6 +141,15 @@ uint64_t thread_pool::publish(bool chunks, uint64_t left) {
   return ticket;
 }
 
+template <class F>
+void thread_pool::wait_for_job(F done) {
+  if (!spin_until(done, [this] { return busy(); })) {
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, done);
+  }
+  job_ = nullptr;
+}
+
 void thread_pool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   if (n_threads_ == 1) {
@@ -155,12 +163,7 @@ void thread_pool::parallel_for(int64_t n, const std::function<void(int64_t, int6
 
   run_range(0);
 
-  auto all_done = [&] { return remaining_.load(std::memory_order_acquire) == 0; };
-  if (!spin_until(all_done, [this] { return busy_.load(std::memory_order_relaxed) > 0; })) {
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, all_done);
-  }
-  job_ = nullptr;
+  wait_for_job([&] { return remaining_.load(std::memory_order_acquire) == 0; });
 }
 
 void thread_pool::parallel_for_dynamic(int64_t n, int64_t chunk,
@@ -179,12 +182,7 @@ void thread_pool::parallel_for_dynamic(int64_t n, int64_t chunk,
   chunks_done_.store(0, std::memory_order_relaxed);
   run_chunks(publish(true, static_cast<uint64_t>(n_chunks)), 0);
 
-  auto all_done = [&] { return chunks_done_.load(std::memory_order_acquire) == n_chunks; };
-  if (!spin_until(all_done, [this] { return busy_.load(std::memory_order_relaxed) > 0; })) {
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, all_done);
-  }
-  job_ = nullptr;
+  wait_for_job([&] { return chunks_done_.load(std::memory_order_acquire) == n_chunks; });
 }
 
 }  // namespace lime

@@ -59,6 +59,9 @@ class thread_pool {
   void run_range(int thread_index);                  // runs this thread's range of the current split job
   void run_chunks(uint64_t ticket, int thread_index);  // takes chunks of the job `ticket` names while any are left
   uint64_t publish(bool chunks, uint64_t left);      // starts a job: next generation, returns its ticket
+  template <class F>
+  void wait_for_job(F done);  // the caller: polls, then sleeps, until done(); then forgets the job
+  bool busy() const { return busy_.load(std::memory_order_relaxed) > 0; }
 
   int n_threads_ = 1;
   std::vector<std::thread> workers_;  // [n_threads - 1]; worker i is thread index i + 1

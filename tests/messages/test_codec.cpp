@@ -138,13 +138,15 @@ error decode_error(const frame& f) {
 TEST(codec, text_with_nul_bytes_round_trips_whole) {
   // A byte token such as <0x00> streams a NUL; a user's message may hold one too.
   const std::string bytes("a\0b\0\xff", 5);
-  auto back = decode(encode(wrap(token_stream{1, {7}, bytes})).data(), encode(wrap(token_stream{1, {7}, bytes})).size());
+  const auto wire = encode(wrap(token_stream{1, {7}, bytes}));
+  auto back = decode(wire.data(), wire.size());
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(std::get<token_stream>(back->content).text, bytes);
   generation_request g;
   g.request_id = 2;
   g.messages = {{"user", bytes}};
-  auto gb = decode(encode(wrap(g)).data(), encode(wrap(g)).size());
+  const auto wire_g = encode(wrap(g));
+  auto gb = decode(wire_g.data(), wire_g.size());
   ASSERT_TRUE(gb.ok());
   ASSERT_EQ(std::get<generation_request>(gb->content).messages.size(), 1u);
   EXPECT_EQ(std::get<generation_request>(gb->content).messages[0].content, bytes);

@@ -150,8 +150,8 @@ void tile_rc(const uint8_t* w, size_t rb, const float* x, int64_t k, float* y, i
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const uint8_t* p = w + r * rb + b * F::bytes;
-      // Matvec streams each weight once: request the same bytes of the next tile's rows (R rows on) as this
-      // block crosses into a new cache line; the hardware prefetchers alone lag behind on short rows (measured).
+      // Matvec streams each weight once: request the same bytes four tiles on (4R rows) as this block crosses
+      // into a new cache line; the hardware prefetchers alone lag behind on short rows (measured).
       if constexpr (C == 1) {
         if (((b * F::bytes) & 63) < static_cast<int64_t>(F::bytes)) __builtin_prefetch(p + 4 * R * rb, 0, 3);
       }

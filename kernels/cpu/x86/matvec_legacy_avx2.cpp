@@ -117,6 +117,15 @@ struct q8_0_fmt {
   }
 };
 
+// n blocks of R rows (row r at w + r * rb) into the rows' lanes.
+template <class F, int R, bool Finite>
+void feed_chunk(const uint8_t* w, size_t rb, const chunk_scales* sc, const float* x, int n, __m256* lo, __m256* hi) {
+  for (int j = 0; j < n; ++j) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) F::template feed<Finite>(w + r * rb + j * F::bytes, sc[r], j, x + 32 * j, lo[r], hi[r]);
+  }
+}
+
 // Rows [r0, r0 + R) of a matvec over nb blocks: y[r0 + r] for r < R.
 template <class F, int R>
 void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
@@ -132,21 +141,13 @@ void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
     const uint8_t* wb = w + b0 * F::bytes;
     const float* xb = x + b0 * 32;
     // The hardware prefetchers alone leave a single core at a third of its streaming rate here (measured): ask
-    // for the same chunk of the next row group, PF bytes ahead of the current one, while this one computes.
+    // for the same chunk of the next row group (R rows on) while this one computes.
     for (int r = 0; r < R; ++r) {
       const char* next = reinterpret_cast<const char*>(wb + (R + r) * rb);
       for (size_t o = 0; o < n * F::bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
     }
-    if (finite) {
-      for (int j = 0; j < n; ++j) {
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) F::template feed<true>(wb + r * rb + j * F::bytes, sc[r], j, xb + 32 * j, lo[r], hi[r]);
-      }
-    } else {
-      for (int j = 0; j < n; ++j) {
-        for (int r = 0; r < R; ++r) F::template feed<false>(wb + r * rb + j * F::bytes, sc[r], j, xb + 32 * j, lo[r], hi[r]);
-      }
-    }
+    if (finite) feed_chunk<F, R, true>(wb, rb, sc, xb, n, lo, hi);
+    else feed_chunk<F, R, false>(wb, rb, sc, xb, n, lo, hi);
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) y[r] = fold16(lo[r], hi[r]);
