@@ -29,7 +29,7 @@ struct variant {
   kernel_fn fn;
 };
 
-using emu_avx2_shape = test::vec16_emu<3, 2, 2, 2>;    // rows_for(1) is 4 in avx2: both get covered
+using emu_avx2_shape = test::vec16_emu<3, 2, 2, 2, 2, 3, 4>;  // rows_for(1) is 4 in avx2: both get covered
 using emu_avx512_shape = test::vec16_emu<6, 8, 6, 4>;  // the zmm tile shapes of vec16_avx512
 using emu_matvec_shape = test::vec16_emu<1, 4, 4, 4>;
 

@@ -10,13 +10,37 @@
 
 namespace lime::cpu::test {
 
-template <int MaxCols, int R1, int R2, int R3>  // rows_for: 1-2 cols -> R1, 3-4 -> R2, more -> R3
+// rows_for: 1-2 cols -> R1, 3-4 -> R2, more -> R3. Parts > 1: the part tile of PR rows x PC columns, with
+// accumulators of 16 / Parts lanes (as vec16_avx2's ymm halves).
+template <int MaxCols, int R1, int R2, int R3, int Parts = 1, int PR = 1, int PC = 1>
 struct vec16_emu {
   struct f {
     float v[16];
   };
   static constexpr int max_cols = MaxCols;
   static constexpr int rows_for(int cols) { return cols <= 2 ? R1 : cols <= 4 ? R2 : R3; }
+
+  static constexpr int parts = Parts, part_rows = PR, part_cols = PC;
+  static constexpr int part_lanes = 16 / Parts;
+  struct p {
+    float v[part_lanes];
+  };
+  static p part(const f& a, int j) {
+    p r;
+    std::memcpy(r.v, a.v + j * part_lanes, sizeof r.v);
+    return r;
+  }
+  static p p_zero() { return p{}; }
+  static p p_fma(p a, p b, p c) {
+    for (int i = 0; i < part_lanes; ++i) c.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+    return c;
+  }
+  static p p_load(const float* q) {
+    p r;
+    std::memcpy(r.v, q, sizeof r.v);
+    return r;
+  }
+  static void p_store(float* q, p a) { std::memcpy(q, a.v, sizeof a.v); }
 
   template <class Op>
   static f map(Op op) {

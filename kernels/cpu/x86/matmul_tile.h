@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/matmul.h"
 #include "kernels/status.h"
@@ -193,25 +194,101 @@ void tile_rc(const uint8_t* w, size_t rb, const float* x, int64_t k, float* y, i
     for (int c = 0; c < C; ++c) y[c * ys + r] = V::fold(acc[r][c]);
 }
 
-// One column tile of C columns at c over rows [r0, r1): tiles of V::rows_for(C) rows, then single rows.
-template <class V, class F, int C>
-void rows_of(const matmul_args& a, size_t rb, int64_t r0, int64_t r1, int64_t c) {
-  constexpr int R = V::rows_for(C);
+// Bytes [*pf, pf_end) requested into L2 ahead of use, `lines` cache lines per call.
+struct prefetch_cursor {
+  const uint8_t* pf = nullptr;
+  const uint8_t* pf_end = nullptr;
+  int64_t lines = 0;
+  void step() {
+    for (int64_t i = 0; i < lines && pf < pf_end; ++i, pf += 64) __builtin_prefetch(pf, 0, 2);
+  }
+};
+
+// ---- The part tile (V::parts > 1: AVX2), for float weights in batches. Lanes l and l + 8 of the canonical 16
+// never mix until the fold, so each (row, col) accumulator can run as V::parts passes of 16 / parts lanes: one
+// ymm per (row, col) instead of two, so a 3 x 4 tile fits the 16 registers (3 weight and 1 activation loads
+// per 12 fmas, against 10 per 12 in the 2 x 3 tile above). K goes in chunks of k_part_chunk elements: part 0
+// then part 1 of a chunk, so the second pass finds the chunk's rows and columns in L1; the lanes are parked
+// in a small array between passes. Each lane still gets its elements in K order: same bits as tile_rc.
+constexpr int64_t k_part_chunk = 256;
+
+template <class V, class F, int R, int C>
+void tile_parts(const uint8_t* w, size_t rb, const float* x, int64_t k, float* y, int64_t ys) {
+  using vp = typename V::p;
+  constexpr int n_parts = V::parts, lanes = 16 / V::parts;
+  alignas(64) float park[R][C][16];  // the 16 canonical lanes of each (row, col) between passes
+  const int64_t nb = k / F::elems;
+  constexpr int64_t chunk_blocks = k_part_chunk / F::elems;
+  for (int64_t b0 = 0; b0 < nb; b0 += chunk_blocks) {
+    const int64_t b1 = nb - b0 < chunk_blocks ? nb : b0 + chunk_blocks;
+    for (int j = 0; j < n_parts; ++j) {
+      vp acc[R][C];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) acc[r][c] = b0 == 0 ? V::p_zero() : V::p_load(&park[r][c][lanes * j]);
+      for (int64_t b = b0; b < b1; ++b) {
+#pragma GCC unroll 2
+        for (int h = 0; h < F::halves; ++h) {
+          // Part j of each row's 16 weights (the other part's loads and conversions are dead code).
+          vp wv[R];
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            const uint8_t* pw = w + r * rb + b * F::bytes;
+            wv[r] = V::part(F::half(F::prep(pw), pw, h), j);
+          }
+          const float* xb = x + b * F::elems + 16 * h + lanes * j;
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) {
+            const vp xv = V::p_load(xb + c * k);
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r) acc[r][c] = V::p_fma(wv[r], xv, acc[r][c]);
+          }
+        }
+      }
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) V::p_store(&park[r][c][lanes * j], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) y[c * ys + r] = nb > 0 ? V::fold(V::load_f32(park[r][c])) : 0.f;
+}
+
+// Rows [r0, r1) x columns [c, c + C): tiles of R rows (part tiles if Parts), then single rows.
+template <class V, class F, int R, int C, bool Parts>
+void rows_in_tiles(const matmul_args& a, size_t rb, int64_t r0, int64_t r1, int64_t c, prefetch_cursor& pf) {
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   const float* x = a.x + c * a.k;
   float* y = a.y + c * a.n_rows;
+  auto tile = [&](auto rows, int64_t r) {
+    if constexpr (Parts) tile_parts<V, F, decltype(rows)::value, C>(w + r * rb, rb, x, a.k, y + r, a.n_rows);
+    else tile_rc<V, F, decltype(rows)::value, C>(w + r * rb, rb, x, a.k, y + r, a.n_rows);
+  };
   int64_t r = r0;
-  for (; r + R <= r1; r += R) tile_rc<V, F, R, C>(w + r * rb, rb, x, a.k, y + r, a.n_rows);
-  for (; r < r1; ++r) tile_rc<V, F, 1, C>(w + r * rb, rb, x, a.k, y + r, a.n_rows);
+  for (; r + R <= r1; r += R) {
+    tile(std::integral_constant<int, R>{}, r);
+    pf.step();
+  }
+  for (; r < r1; ++r) tile(std::integral_constant<int, 1>{}, r);
+}
+
+// One column tile of C columns at c over rows [r0, r1) in 16-lane tiles of V::rows_for(C) rows.
+template <class V, class F, int C>
+void rows_of(const matmul_args& a, size_t rb, int64_t r0, int64_t r1, int64_t c, prefetch_cursor& pf) {
+  rows_in_tiles<V, F, V::rows_for(C), C, false>(a, rb, r0, r1, c, pf);
 }
 
 // rows_of for a run-time column count n (1 <= n <= C).
 template <class V, class F, int C>
-void rows_of_n(const matmul_args& a, size_t rb, int64_t r0, int64_t r1, int64_t c, int n) {
+void rows_of_n(const matmul_args& a, size_t rb, int64_t r0, int64_t r1, int64_t c, int n, prefetch_cursor& pf) {
   if (n == C) {
-    rows_of<V, F, C>(a, rb, r0, r1, c);
+    rows_of<V, F, C>(a, rb, r0, r1, c, pf);
   } else if constexpr (C > 1) {
-    rows_of_n<V, F, C - 1>(a, rb, r0, r1, c, n);
+    rows_of_n<V, F, C - 1>(a, rb, r0, r1, c, n, pf);
   }
 }
 
@@ -223,22 +300,58 @@ size_t row_bytes(int64_t k) {
   return F::elem_bytes != 0 ? static_cast<size_t>(k) * F::elem_bytes : static_cast<size_t>(k / F::elems) * F::bytes;
 }
 
+// The part tile's shape, or 1 x 1 for a V without parts (never used then).
+template <class V>
+constexpr int64_t part_cols_or_1() {
+  if constexpr (V::parts > 1) return V::part_cols;
+  return 1;
+}
+template <class V>
+constexpr int64_t part_rows_or_1() {
+  if constexpr (V::parts > 1) return V::part_rows;
+  return 1;
+}
+
 // All of a (checked by the caller) in register tiles. Batches (prefill) reuse each dequantized weight vector
 // across the tile's columns; a variant that dequantized K chunks into an L1 scratch for whole column blocks
-// measured no faster on Zen 3 (AVX2) and was dropped.
+// measured no faster on Zen 3 (AVX2) and was dropped. Float weights on a V with parts take part tiles
+// (K a multiple of 16); columns left over from the part tiles' groups take the 16-lane tiles.
 template <class V, class F>
 void run_tiles(const matmul_args& a) {
   const size_t rb = row_bytes<F>(a.k);
   constexpr int64_t cmax = V::max_cols;
+  constexpr bool parts = V::parts > 1 && F::elem_bytes != 0;
+  const bool use_parts = parts && a.k % 16 == 0;
+  const int64_t gcols = use_parts ? part_cols_or_1<V>() : cmax;                 // columns per group
+  const int64_t trows = use_parts ? part_rows_or_1<V>() : V::rows_for(cmax);  // rows per tile
   int64_t cb = a.k > 0 ? k_col_block_bytes / (a.k * 4) : a.n_cols;
-  cb = cb < cmax ? cmax : cb / cmax * cmax;
+  cb = cb < gcols ? gcols : cb / gcols * gcols;
   for (int64_t c0 = 0; c0 < a.n_cols; c0 += cb) {
     const int64_t c1 = a.n_cols - c0 < cb ? a.n_cols : c0 + cb;
+    const int64_t groups = (c1 - c0 + gcols - 1) / gcols;
     for (int64_t r0 = a.row_begin; r0 < a.row_end; r0 += k_strip_rows) {
       const int64_t r1 = a.row_end - r0 < k_strip_rows ? a.row_end : r0 + k_strip_rows;
-      for (int64_t c = c0; c < c1; c += cmax) {
+      // The next strip's weights come from memory while this strip is reused from L2 by every column group;
+      // requested a slice per tile so the strip is in L2 before its first group needs it.
+      prefetch_cursor pf;
+      if (groups > 1) {
+        const int64_t r2 = a.row_end - r1 < k_strip_rows ? a.row_end : r1 + k_strip_rows;
+        pf.pf = static_cast<const uint8_t*>(a.w) + r1 * rb;
+        pf.pf_end = static_cast<const uint8_t*>(a.w) + r2 * rb;
+        const int64_t tiles = groups * ((r1 - r0) / trows);
+        pf.lines = tiles > 0 ? (static_cast<int64_t>((r2 - r1) * rb) / 64 + tiles - 1) / tiles + 1 : 0;
+      }
+      int64_t c = c0;
+      if constexpr (parts) {
+        if (use_parts) {
+          for (; c + V::part_cols <= c1; c += V::part_cols) {
+            rows_in_tiles<V, F, V::part_rows, V::part_cols, true>(a, rb, r0, r1, c, pf);
+          }
+        }
+      }
+      for (; c < c1; c += cmax) {
         const int n = c1 - c < cmax ? static_cast<int>(c1 - c) : static_cast<int>(cmax);
-        rows_of_n<V, F, V::max_cols>(a, rb, r0, r1, c, n);
+        rows_of_n<V, F, V::max_cols>(a, rb, r0, r1, c, n, pf);
       }
     }
   }

@@ -20,6 +20,17 @@ struct vec16_avx2 {
   static constexpr int max_cols = 3;
   static constexpr int rows_for(int cols) { return cols == 1 ? 4 : 2; }
 
+  // The part tile (matmul_tile.h, float weights in batches): lanes 0-7 and 8-15 are independent accumulators,
+  // so they can run as two passes of 8-lane (ymm) accumulators over a K chunk. With one ymm per (row, col),
+  // 3 rows x 4 columns fit: 12 accumulators, 3 weight vectors, 1 activation vector.
+  using p = __m256;
+  static constexpr int parts = 2, part_rows = 3, part_cols = 4;
+  static p part(const f& a, int j) { return j == 0 ? a.lo : a.hi; }
+  static p p_zero() { return _mm256_setzero_ps(); }
+  static p p_fma(p a, p b, p c) { return _mm256_fmadd_ps(a, b, c); }
+  static p p_load(const float* q) { return _mm256_loadu_ps(q); }
+  static void p_store(float* q, p a) { _mm256_storeu_ps(q, a); }
+
   static f zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
   static f set1(float v) { return {_mm256_set1_ps(v), _mm256_set1_ps(v)}; }
   static f load_f32(const void* p) {
