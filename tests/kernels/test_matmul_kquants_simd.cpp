@@ -263,7 +263,7 @@ TEST_P(kquant_simd, signed_zero_sums_equal_reference) {
     const uint16_t d = i % 2 ? 0x8001 : 0x83ff;  // negative subnormals
     pack_block(type(), q, sc, m, d, static_cast<uint16_t>(i % 3 ? 0x0000 : 0x3c00), &w[i * bb]);
   }
-  for (int64_t n_cols : {1, 6}) {
+  for (int64_t n_cols : {1, 6, 9}) {  // 9: batches through the dequantized strips (AVX2)
     const std::vector<float> x(n_cols * k, std::numeric_limits<float>::denorm_min());
     std::vector<float> y(n_cols * n_rows);
     ASSERT_EQ(matmul_ref(make_args(type(), w.data(), n_rows, k, x.data(), n_cols, y.data())), kstatus::ok);

@@ -161,7 +161,7 @@ TEST_P(matmul_simd, raw_random_blocks_with_odd_scales) {
   for (tensor_type t : k_types) {
     if (is_float(t)) continue;
     const tensor_type_info& info = tensor_type_traits(t);
-    const int64_t n_rows = 19, k = 256, n_cols = 5;
+    const int64_t n_rows = 19, k = 256, n_cols = 9;  // 9: the dequantized-strip path of batches (AVX2)
     const size_t rb = tensor_row_bytes(t, k);
     std::vector<uint8_t> w(rb * n_rows);
     for (uint8_t& b : w) b = static_cast<uint8_t>(rng());
@@ -173,6 +173,7 @@ TEST_P(matmul_simd, raw_random_blocks_with_odd_scales) {
     }
     const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 5);
     expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), 5, 0, n_rows, true);  // the register tiles
     expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), 1, 0, n_rows, true);  // the matvec kernels
   }
 }
@@ -198,8 +199,8 @@ TEST_P(matmul_simd, infinite_scale_blocks_give_inf_not_nan) {
         std::memset(blk + 6, 0x21, 16);  // q = 17, 18
       }
     }
-    const std::vector<float> x = random_floats(static_cast<size_t>(3 * k), 12, 0.5f, 1.f);  // all positive
-    for (int64_t n_cols : {1, 3}) {
+    const std::vector<float> x = random_floats(static_cast<size_t>(9 * k), 12, 0.5f, 1.f);  // all positive
+    for (int64_t n_cols : {1, 3, 9}) {
       std::vector<float> y(static_cast<size_t>(n_cols * n_rows));
       ASSERT_EQ(matmul_ref(make_args(t, w.data(), n_rows, k, x.data(), n_cols, y.data(), 0, n_rows)), kstatus::ok);
       for (float v : y) ASSERT_TRUE(std::isinf(v) && v > 0) << "the reference itself: " << v;
@@ -211,7 +212,7 @@ TEST_P(matmul_simd, infinite_scale_blocks_give_inf_not_nan) {
 TEST_P(matmul_simd, inf_and_nan_in_activations_propagate_like_reference) {
   const float inf = INFINITY, nan = NAN;
   for (tensor_type t : k_types) {
-    const int64_t n_rows = 11, k = 96, n_cols = 6;
+    const int64_t n_rows = 11, k = 96, n_cols = 9;  // 9: the dequantized-strip path of batches (AVX2)
     const std::vector<uint8_t> w = random_weights(t, n_rows, k, 3);
     std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 4);
     x[0 * k + 5] = inf;                      // column 0: +inf somewhere

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/x86/matmul_tile.h"
 #include "kernels/cpu/x86/matmul_x86.h"
+#include "kernels/cpu/x86/vec16_avx2.h"
 #include "kernels/quant_blocks.h"
 
 // How it works. A chunk of up to 8 super-blocks of R weight rows is first unpacked ("staged") with byte
@@ -270,11 +272,41 @@ void rows(const matmul_args& a, int64_t r0, stage* st) {
   }
 }
 
+// n_rows rows of type T (row r at w + r * row_bytes, k elements) -> out [n_rows, k] fp32: each super-block staged,
+// then its weights turned into their exact values 8 at a time, as the dot-product loop does.
+template <kq T>
+void dequantize_rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t k, float* out) {
+  constexpr kq TF = T == kq::q6 ? kq::q6 : kq::q4;
+  alignas(32) uint8_t q[k_qk];
+  alignas(32) float sa[16], sb[16];
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int64_t i = 0; i < k / k_qk; ++i) {
+      stage_block<T>(w + r * row_bytes + i * block_bytes<T>(), q, sa, sb);
+      float* o = out + r * k + i * k_qk;
+      for (int g = 0; g < k_qk / 8; ++g) {
+        const int js = T == kq::q6 ? g >> 1 : g >> 2;  // q6_k: a scale per 16 elements; q4_k/q5_k per 32
+        const __m256 av = _mm256_broadcast_ss(&sa[js]);
+        _mm256_storeu_ps(o + 8 * g, weights8<TF>(q + 8 * g, av, T == kq::q6 ? av : _mm256_broadcast_ss(&sb[js])));
+      }
+    }
+  }
+}
+
 template <kq T>
 kstatus run(const matmul_args& a) {
   if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
   if (a.n_rows < 0 || a.k < 0 || a.n_cols < 0 || a.k % k_qk != 0) return kstatus::bad_shape;
   if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  // Batches: strips dequantized once into fp32 and read by the float part tiles of matmul_tile.h (when the
+  // batch and a row fit its scratch); otherwise the staged tiles below.
+  if (a.n_cols > 1) {
+    const uint8_t* w = static_cast<const uint8_t*>(a.w);
+    const int64_t rb = a.k / k_qk * block_bytes<T>();
+    const bool done = tile::run_dequantized_with<vec16_avx2>(a, [&](int64_t r0, int64_t n_rows, float* scratch) {
+      dequantize_rows<T>(w + r0 * rb, rb, n_rows, a.k, scratch);
+    });
+    if (done) return kstatus::ok;
+  }
   stage st[k_max_rows];
   int64_t r = a.row_begin;
   if (a.n_cols == 1) {
