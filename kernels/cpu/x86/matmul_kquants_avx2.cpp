@@ -20,6 +20,8 @@
 // scales (and offsets) per sub-block. The dot-product loop then turns 8 staged bytes at a time into the weights'
 // exact fp32 values in registers and feeds the canonical lanes (lane k % 16; lanes 0-7 in one ymm, 8-15 in
 // another), reusing each weight vector across C columns; a staged chunk serves a block of up to 64 columns.
+// That is the matvec (decode) and the fallback for batches; batches of 8+ columns whose rows fit normally take
+// matmul_tile.h's dequantized strips: rows staged the same way, turned into fp32 once, read by float part tiles.
 // Values, in the reference's operations:
 //   q4_k/q5_k: y = d1 * q - m1 with d1 = d * sc, m1 = dmin * m. d * sc (17 bits) and d1 * q (22 bits) are exact
 //              in fp32, so fmsub(d1, q, m1), a single rounding of the same exact difference, is bit-identical to
