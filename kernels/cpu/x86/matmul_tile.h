@@ -1,7 +1,8 @@
 // The one body of lime's SIMD matmuls, written against a 16-lane fp32 vector traits type V (vec16_avx2.h,
 // vec16_avx512.h; tests add a scalar one), so every ISA walks K in the canonical order the same way. Never
-// allocates (the dequantized strips of quantized batches use a 64 KiB stack array). Everything is in an unnamed namespace on purpose: each ISA file compiles a private copy with its
-// own flags, so the linker can never pick an AVX-512 instantiation for code that runs elsewhere.
+// allocates (the dequantized strips of quantized batches use a 64 KiB stack array). Everything is in an unnamed
+// namespace on purpose: each ISA file compiles a private copy with its own flags, so the linker can never pick an
+// AVX-512 instantiation for code that runs elsewhere.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -258,22 +259,32 @@ void tile_parts(const uint8_t* w, size_t rb, const float* x, int64_t k, float* y
     for (int c = 0; c < C; ++c) y[c * ys + r] = nb > 0 ? V::fold(V::load_f32(park[r][c])) : 0.f;
 }
 
-// Rows [r0, r1) x columns [c, c + C): tiles of R rows (part tiles if Parts), then single rows.
+// n_rows weight rows at w (row stride rb) x C activation rows at x (stride k) -> y (row stride ys): tiles of R
+// rows (part tiles if Parts), then single rows; pf (if any) steps once per full tile.
 template <class V, class F, int R, int C, bool Parts>
-void rows_in_tiles(const matmul_args& a, size_t rb, int64_t r0, int64_t r1, int64_t c, prefetch_cursor& pf) {
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  const float* x = a.x + c * a.k;
-  float* y = a.y + c * a.n_rows;
+void tile_rows(const uint8_t* w, size_t rb, int64_t n_rows, const float* x, int64_t k, float* y, int64_t ys,
+               prefetch_cursor* pf) {
   auto tile = [&](auto rows, int64_t r) {
-    if constexpr (Parts) tile_parts<V, F, decltype(rows)::value, C>(w + r * rb, rb, x, a.k, y + r, a.n_rows);
-    else tile_rc<V, F, decltype(rows)::value, C>(w + r * rb, rb, x, a.k, y + r, a.n_rows);
+    if constexpr (Parts) tile_parts<V, F, decltype(rows)::value, C>(w + r * rb, rb, x, k, y + r, ys);
+    else tile_rc<V, F, decltype(rows)::value, C>(w + r * rb, rb, x, k, y + r, ys);
   };
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) {
+  int64_t r = 0;
+  for (; r + R <= n_rows; r += R) {
     tile(std::integral_constant<int, R>{}, r);
-    pf.step();
+    if (pf) pf->step();
   }
-  for (; r < r1; ++r) tile(std::integral_constant<int, 1>{}, r);
+  for (; r < n_rows; ++r) tile(std::integral_constant<int, 1>{}, r);
+}
+
+// tile_rows for a run-time column count n (1 <= n <= C), in the tile height of its kind.
+template <class V, class F, bool Parts, int C>
+void tile_rows_n(int n, const uint8_t* w, size_t rb, int64_t n_rows, const float* x, int64_t k, float* y,
+                 int64_t ys, prefetch_cursor* pf) {
+  if (n == C) {
+    tile_rows<V, F, Parts ? V::part_rows : V::rows_for(C), C, Parts>(w, rb, n_rows, x, k, y, ys, pf);
+  } else if constexpr (C > 1) {
+    tile_rows_n<V, F, Parts, C - 1>(n, w, rb, n_rows, x, k, y, ys, pf);
+  }
 }
 
 constexpr int64_t k_strip_rows = 24;          // weight rows reused (from L1/L2) across a column block's tiles
@@ -282,6 +293,12 @@ constexpr int64_t k_col_block_bytes = 96 << 10;  // activations of one column bl
 template <class F>
 size_t row_bytes(int64_t k) {
   return F::elem_bytes != 0 ? static_cast<size_t>(k) * F::elem_bytes : static_cast<size_t>(k / F::elems) * F::bytes;
+}
+
+// Columns per block: activations of about `bytes` (k fp32 each), a multiple of the group width g, at least g.
+inline int64_t col_block(int64_t k, int64_t n_cols, int64_t bytes, int64_t g) {
+  const int64_t cb = k > 0 ? bytes / (k * 4) : n_cols;
+  return cb < g ? g : cb / g * g;
 }
 
 // ---- Quantized weights in batches on V::parts > 1: a strip of rows is dequantized once into an fp32 scratch
@@ -312,28 +329,6 @@ void dequantize_strip(const uint8_t* w, size_t rb, int64_t n_rows, int64_t k, fl
   }
 }
 
-// Part tiles of C columns over the n_rows rows of a scratch strip s ([n_rows, k] fp32); y row stride ys.
-template <class V, int C>
-void scratch_tiles(const float* s, int64_t n_rows, int64_t k, const float* x, float* y, int64_t ys) {
-  using ff = fmt_f32<V>;
-  constexpr int R = V::part_rows;
-  const uint8_t* w = reinterpret_cast<const uint8_t*>(s);
-  const size_t rb = static_cast<size_t>(k) * sizeof(float);
-  int64_t r = 0;
-  for (; r + R <= n_rows; r += R) tile_parts<V, ff, R, C>(w + r * rb, rb, x, k, y + r, ys);
-  for (; r < n_rows; ++r) tile_parts<V, ff, 1, C>(w + r * rb, rb, x, k, y + r, ys);
-}
-
-// scratch_tiles for a run-time column count n (1 <= n <= C).
-template <class V, int C>
-void scratch_tiles_n(int n, const float* s, int64_t n_rows, int64_t k, const float* x, float* y, int64_t ys) {
-  if (n == C) {
-    scratch_tiles<V, C>(s, n_rows, k, x, y, ys);
-  } else if constexpr (C > 1) {
-    scratch_tiles_n<V, C - 1>(n, s, n_rows, k, x, y, ys);
-  }
-}
-
 // All of a through the scratch, strip by strip: dequant(r0, n_rows, scratch) writes rows [r0, r0 + n_rows) as
 // [n_rows, k] fp32 with the reference's exact values. False (nothing done) when the batch is too small or a row
 // too long for the scratch. Also the K-quants' batch path (matmul_kquants_avx2.cpp).
@@ -343,9 +338,10 @@ bool run_dequantized_with(const matmul_args& a, Dequant&& dequant) {
   const int64_t strip = (fit < k_strip_rows ? fit : k_strip_rows) / V::part_rows * V::part_rows;
   if (a.n_cols < k_min_scratch_cols || strip < V::part_rows) return false;
   alignas(64) float scratch[k_scratch_floats];
+  const uint8_t* sw = reinterpret_cast<const uint8_t*>(scratch);
+  const size_t srb = static_cast<size_t>(a.k) * sizeof(float);
   constexpr int64_t gc = V::part_cols;
-  int64_t cb = k_scratch_col_block_bytes / (a.k * 4);
-  cb = cb < gc ? gc : cb / gc * gc;
+  const int64_t cb = col_block(a.k, a.n_cols, k_scratch_col_block_bytes, gc);
   for (int64_t c0 = 0; c0 < a.n_cols; c0 += cb) {
     const int64_t c1 = a.n_cols - c0 < cb ? a.n_cols : c0 + cb;
     for (int64_t r0 = a.row_begin; r0 < a.row_end; r0 += strip) {
@@ -353,7 +349,8 @@ bool run_dequantized_with(const matmul_args& a, Dequant&& dequant) {
       dequant(r0, n_rows, scratch);
       for (int64_t c = c0; c < c1; c += gc) {
         const int n = c1 - c < gc ? static_cast<int>(c1 - c) : static_cast<int>(gc);
-        scratch_tiles_n<V, gc>(n, scratch, n_rows, a.k, a.x + c * a.k, a.y + c * a.n_rows + r0, a.n_rows);
+        tile_rows_n<V, fmt_f32<V>, true, gc>(n, sw, srb, n_rows, a.x + c * a.k, a.k, a.y + c * a.n_rows + r0,
+                                             a.n_rows, nullptr);
       }
     }
   }
@@ -369,35 +366,6 @@ bool run_dequantized(const matmul_args& a) {
   });
 }
 
-// One column tile of C columns at c over rows [r0, r1) in 16-lane tiles of V::rows_for(C) rows.
-template <class V, class F, int C>
-void rows_of(const matmul_args& a, size_t rb, int64_t r0, int64_t r1, int64_t c, prefetch_cursor& pf) {
-  rows_in_tiles<V, F, V::rows_for(C), C, false>(a, rb, r0, r1, c, pf);
-}
-
-// rows_of for a run-time column count n (1 <= n <= C).
-template <class V, class F, int C>
-void rows_of_n(const matmul_args& a, size_t rb, int64_t r0, int64_t r1, int64_t c, int n, prefetch_cursor& pf) {
-  if (n == C) {
-    rows_of<V, F, C>(a, rb, r0, r1, c, pf);
-  } else if constexpr (C > 1) {
-    rows_of_n<V, F, C - 1>(a, rb, r0, r1, c, n, pf);
-  }
-}
-
-
-// The part tile's shape, or 1 x 1 for a V without parts (never used then).
-template <class V>
-constexpr int64_t part_cols_or_1() {
-  if constexpr (V::parts > 1) return V::part_cols;
-  return 1;
-}
-template <class V>
-constexpr int64_t part_rows_or_1() {
-  if constexpr (V::parts > 1) return V::part_rows;
-  return 1;
-}
-
 // All of a (checked by the caller) in register tiles. Batches (prefill) reuse each dequantized weight vector
 // across the tile's columns. Float weights on a V with parts take part tiles (K a multiple of 16); columns left
 // over from the part tiles' groups take the 16-lane tiles. (Quantized batches on such a V normally go through
@@ -408,10 +376,10 @@ void run_tiles(const matmul_args& a) {
   constexpr int64_t cmax = V::max_cols;
   constexpr bool parts = V::parts > 1 && F::elem_bytes != 0;
   const bool use_parts = parts && a.k % 16 == 0;
-  const int64_t gcols = use_parts ? part_cols_or_1<V>() : cmax;                 // columns per group
-  const int64_t trows = use_parts ? part_rows_or_1<V>() : V::rows_for(cmax);  // rows per tile
-  int64_t cb = a.k > 0 ? k_col_block_bytes / (a.k * 4) : a.n_cols;
-  cb = cb < gcols ? gcols : cb / gcols * gcols;
+  const int64_t gcols = use_parts ? V::part_cols : cmax;                 // columns per group
+  const int64_t trows = use_parts ? V::part_rows : V::rows_for(cmax);  // rows per tile
+  const int64_t cb = col_block(a.k, a.n_cols, k_col_block_bytes, gcols);
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
   for (int64_t c0 = 0; c0 < a.n_cols; c0 += cb) {
     const int64_t c1 = a.n_cols - c0 < cb ? a.n_cols : c0 + cb;
     const int64_t groups = (c1 - c0 + gcols - 1) / gcols;
@@ -422,22 +390,25 @@ void run_tiles(const matmul_args& a) {
       prefetch_cursor pf;
       if (groups > 1) {
         const int64_t r2 = a.row_end - r1 < k_strip_rows ? a.row_end : r1 + k_strip_rows;
-        pf.pf = static_cast<const uint8_t*>(a.w) + r1 * rb;
-        pf.pf_end = static_cast<const uint8_t*>(a.w) + r2 * rb;
+        pf.pf = w + r1 * rb;
+        pf.pf_end = w + r2 * rb;
         const int64_t tiles = groups * ((r1 - r0) / trows);
         pf.lines = tiles > 0 ? (static_cast<int64_t>((r2 - r1) * rb) / 64 + tiles - 1) / tiles + 1 : 0;
       }
+      auto y_at = [&](int64_t c) { return a.y + c * a.n_rows + r0; };
       int64_t c = c0;
       if constexpr (parts) {
         if (use_parts) {
           for (; c + V::part_cols <= c1; c += V::part_cols) {
-            rows_in_tiles<V, F, V::part_rows, V::part_cols, true>(a, rb, r0, r1, c, pf);
+            tile_rows<V, F, V::part_rows, V::part_cols, true>(w + r0 * rb, rb, r1 - r0, a.x + c * a.k, a.k, y_at(c),
+                                                              a.n_rows, &pf);
           }
         }
       }
       for (; c < c1; c += cmax) {
         const int n = c1 - c < cmax ? static_cast<int>(c1 - c) : static_cast<int>(cmax);
-        rows_of_n<V, F, V::max_cols>(a, rb, r0, r1, c, n, pf);
+        tile_rows_n<V, F, false, V::max_cols>(n, w + r0 * rb, rb, r1 - r0, a.x + c * a.k, a.k, y_at(c), a.n_rows,
+                                              &pf);
       }
     }
   }

@@ -22,7 +22,8 @@ struct vec16_avx512 {
   // Tile shapes (rows x columns of (row, col) accumulators, one zmm each; 32 zmm registers in all).
   static constexpr int max_cols = 6;
   static constexpr int rows_for(int cols) { return cols <= 2 ? 8 : cols <= 4 ? 6 : 4; }
-  static constexpr int parts = 1;  // one zmm holds all 16 lanes: no part tile (matmul_tile.h)
+  // One zmm holds all 16 lanes: no part tile (matmul_tile.h); the shape constants only keep templates uniform.
+  static constexpr int parts = 1, part_rows = 1, part_cols = 1;
 
   static f zero() { return _mm512_setzero_ps(); }
   static f set1(float v) { return _mm512_set1_ps(v); }
