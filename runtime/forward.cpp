@@ -159,21 +159,30 @@ void forward_pass::attention_block(int32_t layer, const layer_weights& w, const 
     }
   }
 
-  // --- attention per (token, head): heads are independent, so any split gives the same bits
+  // --- attention per (run of tokens, head). A run is up to k_attn_run tokens of one sequence at consecutive
+  // positions (a prompt's tokens): one kernel call reads each chunk of K and V once for all of them. Tokens and
+  // heads are independent, so any grouping and any split gives the same bits (tested in the kernel suite).
+  runs_.clear();
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && j - i < k_attn_run && b.seq[j] == b.seq[i] && b.pos[j] == b.pos[j - 1] + 1) ++j;
+    runs_.push_back({i, static_cast<int32_t>(j - i)});
+    i = j;
+  }
   const int64_t scratch_floats = cpu::attention_scratch_floats(hp.head_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
-  const int64_t n_items = static_cast<int64_t>(n) * hp.n_head;
+  const int64_t n_items = static_cast<int64_t>(runs_.size()) * hp.n_head;
   auto attend = [&](int64_t begin, int64_t end, int t) {
     std::vector<const void*>& kt = k_tables_[static_cast<size_t>(t)];
     std::vector<const void*>& vt = v_tables_[static_cast<size_t>(t)];
     int64_t item = begin;
     while (item < end) {
-      const size_t i = static_cast<size_t>(item / hp.n_head);
+      const token_run& run = runs_[static_cast<size_t>(item / hp.n_head)];
       const int32_t h0 = static_cast<int32_t>(item % hp.n_head);
       const int32_t h1 = static_cast<int32_t>(std::min<int64_t>(hp.n_head, h0 + (end - item)));
-      kv_->block_tables(kv_layer, b.seq[i], kt, vt);
+      kv_->block_tables(kv_layer, b.seq[run.first], kt, vt);
       cpu::attention_args a;
-      a.q = &q_[i * n_q];
+      a.q = &q_[run.first * n_q];
       a.kv_type = kv_type;
       a.k_blocks = kt.data();
       a.v_blocks = vt.data();
@@ -182,18 +191,21 @@ void forward_pass::attention_block(int32_t layer, const layer_weights& w, const 
       a.n_head = hp.n_head;
       a.n_head_kv = hp.n_head_kv;
       a.head_dim = hp.head_dim;
-      a.n_pos = b.pos[i] + 1;
+      a.n_pos = b.pos[run.first] + 1;
       a.scale = scale;
-      a.out = &attn_[i * n_q];
+      a.out = &attn_[run.first * n_q];
       a.scratch = &attn_scratch_[static_cast<size_t>(t) * static_cast<size_t>(scratch_floats)];
       a.head_begin = h0;
       a.head_end = h1;
+      a.n_query = run.n;
+      a.q_stride = n_q;
+      a.out_stride = n_q;
       cpu::attention(a);
       item += h1 - h0;
     }
   };
   // Same rule as matmul: small attention work (short contexts, tiny heads) stays on the calling thread.
-  const int64_t macs = n_items * static_cast<int64_t>(b.pos.back() + 1) * hp.head_dim * 2;
+  const int64_t macs = static_cast<int64_t>(n) * hp.n_head * static_cast<int64_t>(b.pos.back() + 1) * hp.head_dim * 2;
   if (macs < k_min_parallel_macs) attend(0, n_items, 0);
   else pool_->parallel_for_dynamic(n_items, std::max<int64_t>(1, n_items / (4 * pool_->n_threads())), attend);
 

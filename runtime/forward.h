@@ -124,6 +124,13 @@ class forward_pass final : public forward_engine {
   std::vector<float> head_tmp_;  // [n_out, block rows] one streamed head block's logits before the scatter
   std::vector<float> attn_scratch_;  // [threads, attention_scratch_floats]
   std::vector<std::vector<const void*>> k_tables_, v_tables_;  // [threads] block tables
+  // Attention's runs: tokens first .. first + n - 1 of the batch are one sequence at consecutive positions.
+  struct token_run {
+    size_t first;
+    int32_t n;
+  };
+  static constexpr size_t k_attn_run = 16;  // tokens per run at most (the SIMD kernels walk 16 items together)
+  std::vector<token_run> runs_;
 };
 
 }  // namespace lime

@@ -34,7 +34,9 @@ kstatus check_args(const attention_args& a) {
   }
   if (a.n_head % a.n_head_kv != 0) return kstatus::bad_shape;
   if (a.kv_row_elems < static_cast<int64_t>(a.n_head_kv) * a.head_dim) return kstatus::bad_shape;
-  const int32_t n_blocks = (a.n_pos - 1) / a.block_size + 1;
+  if (a.n_query < 1 || a.q_stride < 0 || a.out_stride < 0) return kstatus::bad_shape;
+  if (a.n_pos > INT32_MAX - (a.n_query - 1)) return kstatus::bad_shape;
+  const int32_t n_blocks = (a.n_pos + a.n_query - 2) / a.block_size + 1;
   for (int32_t b = 0; b < n_blocks; ++b) {
     if (!a.k_blocks[b] || !a.v_blocks[b]) return kstatus::bad_argument;
   }
@@ -47,9 +49,10 @@ int64_t attention_scratch_floats(int32_t head_dim) {
   return k_attn_chunk + k_scratch_vectors * static_cast<int64_t>(head_dim);
 }
 
-kstatus attention_ref(const attention_args& a) {
-  kstatus st = check_args(a);
-  if (st != kstatus::ok) return st;
+namespace {
+
+// One query token (n_query 1), arguments checked.
+void one_token(const attention_args& a) {
   const int32_t hd = a.head_dim;
   float* s = a.scratch;
   float* kbuf = s + k_attn_chunk;
@@ -60,7 +63,6 @@ kstatus attention_ref(const attention_args& a) {
   const int32_t n_chunks = (a.n_pos - 1) / k_attn_chunk + 1;
 
   const int32_t h_end = a.head_end < 0 ? a.n_head : a.head_end;
-  if (a.head_begin < 0 || h_end > a.n_head || a.head_begin > h_end) return kstatus::bad_argument;
   for (int32_t h = a.head_begin; h < h_end; ++h) {
     const int32_t kvh = h / group;
     const float* qh = a.q + static_cast<int64_t>(h) * hd;
@@ -100,6 +102,24 @@ kstatus attention_ref(const attention_args& a) {
     }
     float* oh = a.out + static_cast<int64_t>(h) * hd;
     for (int32_t d = 0; d < hd; ++d) oh[d] = o_sum[d] / l_sum;
+  }
+}
+
+}  // namespace
+
+kstatus attention_ref(const attention_args& args) {
+  kstatus st = check_args(args);
+  if (st != kstatus::ok) return st;
+  const int32_t h_end = args.head_end < 0 ? args.n_head : args.head_end;
+  if (args.head_begin < 0 || h_end > args.n_head || args.head_begin > h_end) return kstatus::bad_argument;
+  const int64_t per_token = static_cast<int64_t>(args.n_head) * args.head_dim;
+  for (int32_t t = 0; t < args.n_query; ++t) {  // token by token: the definition
+    attention_args a = args;
+    a.q = args.q + t * (args.q_stride > 0 ? args.q_stride : per_token);
+    a.out = args.out + t * (args.out_stride > 0 ? args.out_stride : per_token);
+    a.n_pos = args.n_pos + t;
+    a.n_query = 1;
+    one_token(a);
   }
   return kstatus::ok;
 }

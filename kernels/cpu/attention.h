@@ -1,5 +1,5 @@
-// Causal grouped-query attention of one query token against a paged KV cache, in fixed-size chunks of
-// positions (never split by thread count), so the result is the same however the work is spread.
+// Causal grouped-query attention of query tokens against a paged KV cache, in fixed-size chunks of positions
+// (never split by thread count), so the result is the same however the work is spread or the tokens are grouped.
 #pragma once
 #include <cstdint>
 
@@ -12,7 +12,7 @@ namespace lime::cpu {
 constexpr int32_t k_attn_chunk = 256;
 
 struct attention_args {
-  const float* q;             // [n_head, head_dim] for this token (already roped)
+  const float* q;             // [n_query][n_head, head_dim] (already roped), token t at q + t * q_stride
   tensor_type kv_type;        // f32 (default) or f16
   const void* const* k_blocks;  // block table: k_blocks[b] holds positions [b*block_size, (b+1)*block_size)
   const void* const* v_blocks;  // same for V
@@ -21,12 +21,17 @@ struct attention_args {
   int32_t n_head;
   int32_t n_head_kv;          // n_head % n_head_kv == 0; query head h uses kv head h / (n_head / n_head_kv)
   int32_t head_dim;
-  int32_t n_pos;              // attend to positions [0, n_pos) (causal: n_pos = query position + 1)
+  int32_t n_pos;              // token 0 attends to positions [0, n_pos) (causal: n_pos = its position + 1)
   float scale;                // usually 1/sqrt(head_dim)
-  float* out;                 // [n_head, head_dim]
+  float* out;                 // [n_query][n_head, head_dim], token t at out + t * out_stride
   float* scratch;             // caller-provided, at least attention_scratch_floats(head_dim) floats
   int32_t head_begin = 0;     // compute query heads [head_begin, head_end) only (threads split here; -1: n_head)
   int32_t head_end = -1;
+  // Consecutive tokens of one sequence: token t (t < n_query) attends to [0, n_pos + t). The same bits as n_query
+  // calls of one token each; the SIMD variants read each chunk of K and V once for all of them.
+  int32_t n_query = 1;
+  int64_t q_stride = 0;       // floats from one token's q to the next (0: n_head * head_dim)
+  int64_t out_stride = 0;     // floats from one token's out to the next (0: n_head * head_dim)
 };
 
 int64_t attention_scratch_floats(int32_t head_dim);

@@ -61,12 +61,13 @@ bool ops_match(isa i, lcg& rng) {
   rmsnorm_ref(g.data(), w.data(), ref.data(), n, 1e-5f);
   (wide ? rmsnorm_avx512 : rmsnorm_avx2)(g.data(), w.data(), out.data(), n, 1e-5f);
   if (!same(ref, out)) return false;
-  // Attention over 300 positions (two chunks), GQA 4/2, head_dim 64, blocks of 32, f32 and f16 KV.
-  const int32_t n_head = 4, n_kv = 2, hd = 64, n_pos = 300, bs = 32;
+  // Attention of 8 tokens at positions 249..256 (the last one sees two chunks) in one call, GQA 4/2, head_dim 64,
+  // blocks of 32, f32 and f16 KV.
+  const int32_t n_head = 4, n_kv = 2, hd = 64, n_pos = 250, n_query = 8, bs = 32;
   const int64_t row = static_cast<int64_t>(n_kv) * hd;
   for (tensor_type kv_t : {tensor_type::f32, tensor_type::f16}) {
     const size_t esz = kv_t == tensor_type::f32 ? 4 : 2;
-    const int32_t n_blocks = (n_pos + bs - 1) / bs;
+    const int32_t n_blocks = (n_pos + n_query - 1 + bs - 1) / bs;
     std::vector<uint8_t> kmem(static_cast<size_t>(n_blocks) * bs * row * esz), vmem(kmem.size());
     std::vector<float> kv = rng.fill(static_cast<size_t>(n_blocks) * bs * row * 2);
     quantize_row(kv_t, kv.data(), kmem.data(), static_cast<int64_t>(n_blocks) * bs * row);
@@ -76,13 +77,13 @@ bool ops_match(isa i, lcg& rng) {
       kb.push_back(kmem.data() + static_cast<size_t>(b) * bs * row * esz);
       vb.push_back(vmem.data() + static_cast<size_t>(b) * bs * row * esz);
     }
-    std::vector<float> q = rng.fill(static_cast<size_t>(n_head) * hd);
+    std::vector<float> q = rng.fill(static_cast<size_t>(n_query) * n_head * hd);
     std::vector<float> scratch(static_cast<size_t>(attention_scratch_floats(hd)));
     std::vector<float> o_ref(q.size()), o(q.size());
     attention_args a;
     a.q = q.data(); a.kv_type = kv_t; a.k_blocks = kb.data(); a.v_blocks = vb.data(); a.block_size = bs;
     a.kv_row_elems = row; a.n_head = n_head; a.n_head_kv = n_kv; a.head_dim = hd; a.n_pos = n_pos;
-    a.scale = 0.125f; a.out = o_ref.data(); a.scratch = scratch.data();
+    a.scale = 0.125f; a.out = o_ref.data(); a.scratch = scratch.data(); a.n_query = n_query;
     if (attention_ref(a) != kstatus::ok) return false;
     a.out = o.data();
     if ((wide ? attention_avx512 : attention_avx2)(a) != kstatus::ok || !same(o, o_ref)) return false;

@@ -32,15 +32,17 @@ struct attn_case {
   float scale = 0.0f;  // 0: 1/sqrt(head_dim)
   int special = 0;     // 0 none; 1 scattered inf/NaN/huge/subnormal values; 2 rows of -inf / NaN keys
   int32_t row_pad = 3;  // extra elements per position row (rows wider than the heads need; 0: aligned rows)
+  int32_t n_query = 1;  // consecutive query tokens: token t attends [0, n_pos + t)
+  int32_t q_pad = 0;    // extra floats between tokens' q and out (0: the default strides)
 };
 
-// One query and a paged KV cache filled with random values, and runs of a kernel over it.
+// Query tokens and a paged KV cache filled with random values, and runs of a kernel over them.
 struct attn_fixture {
   explicit attn_fixture(const attn_case& c, uint32_t seed) : c_(c) {
     row_elems_ = static_cast<int64_t>(c.n_head_kv) * c.head_dim + c.row_pad;
-    const int32_t n_blocks = (c.n_pos - 1) / c.block_size + 1;
+    const int32_t n_blocks = (c.n_pos + c.n_query - 2) / c.block_size + 1;
     const int64_t block_elems = static_cast<int64_t>(c.block_size) * row_elems_;
-    q_ = random_vec(static_cast<int64_t>(c.n_head) * c.head_dim, seed, 2.0f, c.special == 1);
+    q_ = random_vec(token_stride() * c.n_query, seed, 2.0f, c.special == 1);
     std::mt19937 rng(seed + 1);
     for (int32_t b = 0; b < 2 * n_blocks; ++b) {
       std::vector<float> vals = random_vec(block_elems, seed + 2 + b, 2.0f, c.special == 1);
@@ -78,6 +80,8 @@ struct attn_fixture {
     for (float& x : q_) x = x < 0 ? -x : x;
   }
 
+  int64_t token_stride() const { return static_cast<int64_t>(c_.n_head) * c_.head_dim + c_.q_pad; }
+
   const void* ptr(int32_t b) const {
     return c_.kv == tensor_type::f32 ? static_cast<const void*>(store_f32_[b].data())
                                      : static_cast<const void*>(store_f16_[b].data());
@@ -100,12 +104,16 @@ struct attn_fixture {
     a.scratch = scratch;
     a.head_begin = c_.head_begin;
     a.head_end = c_.head_end;
+    a.n_query = c_.n_query;
+    a.q_stride = c_.q_pad != 0 ? token_stride() : 0;
+    a.out_stride = a.q_stride;
     return a;
   }
 
-  // Output of fn ([n_head, head_dim], heads outside the range left at a sentinel) and its status.
+  // Output of fn ([n_query][n_head, head_dim], heads outside the range and padding left at a sentinel) and its
+  // status.
   std::vector<float> run(attention_fn fn, kstatus* st) const {
-    std::vector<float> out(static_cast<size_t>(c_.n_head) * c_.head_dim, from_bits(0x7fa5a5a5u));
+    std::vector<float> out(static_cast<size_t>(token_stride() * c_.n_query), from_bits(0x7fa5a5a5u));
     std::vector<float> scratch(static_cast<size_t>(attention_scratch_floats(c_.head_dim)), 0.0f);
     *st = fn(args(out.data(), scratch.data()));
     return out;
@@ -120,10 +128,11 @@ struct attn_fixture {
 };
 
 std::string describe(const attn_case& c) {
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "heads %d/%d hd %d n_pos %d block %d %s heads [%d,%d) scale %g special %d pad %d",
+  char buf[240];
+  std::snprintf(buf, sizeof buf,
+                "heads %d/%d hd %d n_pos %d block %d %s heads [%d,%d) scale %g special %d pad %d tokens %d qpad %d",
                 c.n_head, c.n_head_kv, c.head_dim, c.n_pos, c.block_size, c.kv == tensor_type::f32 ? "f32" : "f16",
-                c.head_begin, c.head_end, c.scale, c.special, c.row_pad);
+                c.head_begin, c.head_end, c.scale, c.special, c.row_pad, c.n_query, c.q_pad);
   return buf;
 }
 
@@ -227,6 +236,75 @@ TEST_P(attention_simd, attention_head_ranges_and_long_context) {
   expect_attention_matches(v_.attention, c, seed++);
 }
 
+// Several consecutive tokens in one call (a prompt's tokens): each token's output must be the reference's, token
+// by token, whatever chunk boundaries the tokens straddle, with GQA, head ranges, strides and special values.
+TEST_P(attention_simd, token_groups_match_reference) {
+  uint32_t seed = 4000;
+  const int32_t firsts[] = {1, 2, 250, 255, 256, 300, 509, 770};
+  const int32_t tokens[] = {2, 5, 16, 33};
+  const int32_t gqa[][2] = {{8, 4}, {32, 8}, {12, 12}, {4, 1}};
+  int k = 0;
+  for (int32_t first : firsts) {
+    for (int32_t nq : tokens) {
+      attn_case c;
+      c.n_pos = first;
+      c.n_query = nq;
+      c.n_head = gqa[k % 4][0];
+      c.n_head_kv = gqa[k % 4][1];
+      c.head_dim = k % 3 == 0 ? 40 : k % 3 == 1 ? 64 : 128;
+      c.kv = k % 2 ? tensor_type::f16 : tensor_type::f32;
+      c.block_size = k % 5 == 0 ? 256 : 16;
+      c.q_pad = k % 4 == 1 ? 5 : 0;
+      if (k % 6 == 2) {
+        c.head_begin = 1;
+        c.head_end = c.n_head - 1;
+      }
+      ++k;
+      expect_attention_matches(v_.attention, c, seed++);
+    }
+  }
+  for (int special : {1, 2}) {
+    attn_case c;
+    c.n_pos = 200;
+    c.n_query = 120;  // crosses the chunk boundary at 256 with tokens on both sides
+    c.special = special;
+    c.block_size = special == 2 ? 256 : 32;
+    expect_attention_matches(v_.attention, c, seed++);
+  }
+  attn_case c;  // long context: per-chunk results for 24 tokens x 2 heads over 16 chunks
+  c.n_head = 2;
+  c.n_head_kv = 1;
+  c.head_dim = 128;
+  c.n_pos = 3990;
+  c.n_query = 24;
+  c.block_size = 256;
+  expect_attention_matches(v_.attention, c, seed++);
+}
+
+// One call over n tokens gives each token the bits of its own one-token call (the runtime may group tokens in any
+// way it likes).
+TEST_P(attention_simd, token_group_equals_tokens_one_by_one) {
+  attn_case c;
+  c.n_head = 8;
+  c.n_head_kv = 2;
+  c.n_pos = 240;
+  c.n_query = 40;
+  const attn_fixture fx(c, 77);
+  kstatus st;
+  const std::vector<float> group = fx.run(v_.attention, &st);
+  ASSERT_EQ(st, kstatus::ok);
+  const int64_t per_token = static_cast<int64_t>(c.n_head) * c.head_dim;
+  std::vector<float> one(static_cast<size_t>(per_token)), scratch(static_cast<size_t>(attention_scratch_floats(64)));
+  for (int32_t t = 0; t < c.n_query; ++t) {
+    attention_args a = fx.args(one.data(), scratch.data());
+    a.q += t * per_token;
+    a.n_pos += t;
+    a.n_query = 1;
+    ASSERT_EQ(v_.attention(a), kstatus::ok);
+    EXPECT_SAME_BITS_IF(one.data(), group.data() + t * per_token, per_token, "token " + std::to_string(t), false);
+  }
+}
+
 TEST_P(attention_simd, attention_rejects_bad_arguments_like_reference) {
   attn_case c;
   c.n_pos = 40;
@@ -241,6 +319,9 @@ TEST_P(attention_simd, attention_rejects_bad_arguments_like_reference) {
       [](attention_args& a) { a.kv_row_elems = 10; },   [](attention_args& a) { a.n_pos = 0; },
       [](attention_args& a) { a.head_begin = 3; a.head_end = 2; },
       [](attention_args& a) { a.head_end = 9; },        [](attention_args& a) { a.head_begin = -1; },
+      [](attention_args& a) { a.n_query = 0; },         [](attention_args& a) { a.q_stride = -1; },
+      [](attention_args& a) { a.out_stride = -64; },
+      [](attention_args& a) { a.n_pos = 2147483000; a.n_query = 1000; },
   };
   for (size_t i = 0; i < breaks.size(); ++i) {
     attention_args a = fx.args(out.data(), scratch.data());
@@ -253,6 +334,23 @@ TEST_P(attention_simd, attention_rejects_bad_arguments_like_reference) {
   a.k_blocks = holes.data();
   EXPECT_EQ(v_.attention(a), attention_ref(a));
   EXPECT_EQ(v_.attention(a), kstatus::bad_argument);
+  // A group's later tokens need blocks the first does not: a hole there must be seen (before anything is read).
+  attn_case c9 = c;
+  c9.n_query = 9;  // the last token attends [0, 48): blocks 0-2
+  const attn_fixture f9(c9, 43);
+  std::vector<const void*> kt = f9.k_, vt = f9.v_;
+  kt.push_back(nullptr);
+  vt.push_back(f9.v_[0]);
+  std::vector<float> out9(out.size() * 9);
+  a = f9.args(out9.data(), scratch.data());
+  a.k_blocks = kt.data();
+  a.v_blocks = vt.data();
+  EXPECT_EQ(attention_ref(a), kstatus::ok);
+  EXPECT_EQ(v_.attention(a), kstatus::ok);
+  a.n_query = 10;  // position 48: block 3, the hole
+  const kstatus want = attention_ref(a);
+  EXPECT_EQ(want, kstatus::bad_argument);
+  EXPECT_EQ(v_.attention(a), want);
 }
 
 
@@ -309,6 +407,15 @@ TEST(ops_simd_bench, DISABLED_speed) {
       const double us = best_us([&] { (ref ? attention_ref : v.attention)(a); }, ref ? 3 : 10);
       std::printf("attention | %-6s | n_pos 4096 hd 64 heads 32/8 %s | %9.1f us/token\n", name,
                   kv == tensor_type::f32 ? "f32" : "f16", us);
+      if (ref) continue;
+      c.n_pos = 4096 - 15;  // a prompt's 16 tokens in one call: K and V read once for all of them
+      c.n_query = 16;
+      const attn_fixture fq(c, 9);
+      std::vector<float> outq(16 * 32 * 64);
+      const attention_args aq = fq.args(outq.data(), scratch.data());
+      const double usq = best_us([&] { v.attention(aq); }, 10) / 16;
+      std::printf("attention | %-6s | 16 tokens to n_pos 4096 hd 64 heads 32/8 %s | %9.1f us/token\n", name,
+                  kv == tensor_type::f32 ? "f32" : "f16", usq);
     }
     const std::vector<float> g = random_vec(8192, 1, 8.0f, false), u = random_vec(8192, 2, 2.0f, false);
     std::vector<float> out(8192);

@@ -64,6 +64,37 @@ TEST(forward, prefill_at_once_equals_token_by_token_bitwise) {
   for (float x : at_once) ASSERT_TRUE(std::isfinite(x));
 }
 
+// Attention takes a batch's runs of consecutive tokens in one kernel call; runs that straddle an attention chunk
+// (256 positions) or are cut by another sequence's tokens must still give every token its one-by-one bits.
+TEST(forward, token_runs_across_attention_chunks_equal_token_by_token) {
+  test::tiny_spec spec;
+  spec.n_ctx = 320;
+  spec.n_head = 4;
+  spec.n_head_kv = 2;
+  auto m = test::make_tiny_model(spec);
+  ASSERT_TRUE(m.ok()) << m.err().message;
+  const int32_t nv = m->hparams().n_vocab;
+  auto toks = tokens_for(7, 300, nv);
+  auto one_by_one = logits_all(*m, toks, 1, 1);
+  auto split = logits_all(*m, toks, 250, 2);  // the second batch's first run is positions 250..265
+  ASSERT_EQ(split.size(), one_by_one.size());
+  EXPECT_TRUE(same_bits(split.data(), one_by_one.data(), split.size()));
+  // One batch: sequence 0 positions 0..19, sequence 1 positions 0..4, sequence 0 positions 20..29.
+  auto other = tokens_for(8, 5, nv);
+  runner r(*m, {0, m->hparams().n_layer}, 2);
+  micro_batch b;
+  for (int32_t i = 0; i < 20; ++i) b.add(toks[static_cast<size_t>(i)], i, 0, true);
+  for (int32_t i = 0; i < 5; ++i) b.add(other[static_cast<size_t>(i)], i, 1, true);
+  for (int32_t i = 20; i < 30; ++i) b.add(toks[static_cast<size_t>(i)], i, 0, true);
+  forward_output out;
+  ASSERT_TRUE(r.fwd->run(b, out).ok());
+  auto other_alone = logits_all(*m, other, 1, 1);
+  const size_t row = static_cast<size_t>(nv);
+  EXPECT_TRUE(same_bits(out.logits.data(), one_by_one.data(), 20 * row));
+  EXPECT_TRUE(same_bits(out.logits.data() + 20 * row, other_alone.data(), 5 * row));
+  EXPECT_TRUE(same_bits(out.logits.data() + 25 * row, one_by_one.data() + 20 * row, 10 * row));
+}
+
 TEST(forward, thread_count_does_not_change_bits) {
   test::tiny_spec spec;  // big enough that matmuls and attention are split across the pool's threads
   spec.n_embd = 128;

@@ -1,6 +1,8 @@
 // The one SIMD body of attention (attention.h's canonical chunk order, bit for bit), over the traits of ops_body.h.
-// Query heads that share a kv head are walked chunk by chunk together, so each chunk of K and V comes from memory
-// once per group rather than once per head; every head's own operations and their order stay the reference's.
+// Every (query token, query head) pair that reads the same kv head is an item; up to k_joint_items items are walked
+// chunk by chunk together, so each chunk of K and V comes from memory once per set of items rather than once per
+// head and token (a prompt's tokens share their K/V reads); every item's own operations and their order stay the
+// reference's.
 #pragma once
 #include <cstdint>
 
@@ -45,21 +47,42 @@ struct row_cursor {
   int64_t r_;
 };
 
-constexpr int32_t k_joint_heads = 8;        // query heads of one kv head walked together, at most
-constexpr int32_t k_rows_per_pass = 32;     // V rows weighed for every joint head before moving on (stay in L1)
-constexpr int64_t k_joint_o_floats = 2048;  // o_c (and O) of the joint heads on the two-pass path
+constexpr int32_t k_joint_items = 16;      // (query, head) items of one kv head walked together, at most
+constexpr int32_t k_rows_per_pass = 32;     // V rows weighed for every joint item before moving on (stay in L1)
+constexpr int64_t k_joint_o_floats = 2048;  // o_c (and O) of the joint items on the two-pass path
 constexpr int64_t k_saved_floats = 16384;   // per-chunk results the ISA entry points keep on their stack (64 KiB)
 
-// The joint heads h0 .. h0+nh-1 of kv head kvh over one chunk: s[k * k_attn_chunk + i] are head k's scores, then
-// its e_i; o[k] its o_c; m_all (when given) is carried on over the scores by the reference's rule.
-struct joint {
-  int32_t h0, nh, kvh, j0, n;
-  float* s;
-  float* const* o;
+// One (query token, query head) pair.
+struct item {
+  const float* q;  // [head_dim]
+  float* out;      // [head_dim]
+  int32_t n_pos;   // attends positions [0, n_pos)
 };
 
+inline int32_t n_chunks_of(int32_t n_pos) { return (n_pos - 1) / k_attn_chunk + 1; }
+
+// The joint items it[0 .. ni) of kv head kvh over the chunk starting at position j0: s[k * k_attn_chunk + i] are item
+// k's scores, then its e_i; o[k] its o_c; n the most positions of the chunk any item sees.
+struct joint {
+  const item* it;
+  int32_t ni, kvh, j0, n;
+  float* s;
+  float* const* o;
+  int32_t seen(int32_t k) const {  // positions of this chunk item k attends (0: none)
+    const int32_t left = it[k].n_pos - j0;
+    return left <= 0 ? 0 : left < k_attn_chunk ? left : k_attn_chunk;
+  }
+};
+
+inline joint make_joint(const item* it, int32_t ni, int32_t kvh, int32_t c, float* s, float* const* o) {
+  joint g{it, ni, kvh, c * k_attn_chunk, 0, s, o};
+  for (int32_t k = 0; k < ni; ++k) g.n = g.seen(k) > g.n ? g.seen(k) : g.n;
+  return g;
+}
+
 // s_k[i] = dot_canonical(q_k, k_{j0+i}) * scale; four positions at a time, folded together (V::fold4), each group
-// of rows used by every joint head while it is in L1.
+// of rows used by every joint item while it is in L1. An item whose range ends inside a group of four gets the
+// group's later scores too (rows that exist for the other items); it never reads them.
 template <class V, class T>
 void scores(const attention_args& a, const joint& g) {
   using f = typename V::f;
@@ -71,8 +94,9 @@ void scores(const attention_args& a, const joint& g) {
     const T* r1 = k.next();
     const T* r2 = k.next();
     const T* r3 = k.next();
-    for (int32_t h = 0; h < g.nh; ++h) {
-      const float* q = a.q + static_cast<int64_t>(g.h0 + h) * hd;
+    for (int32_t h = 0; h < g.ni; ++h) {
+      if (i >= g.seen(h)) continue;
+      const float* q = g.it[h].q;
       f c0 = V::zero(), c1 = V::zero(), c2 = V::zero(), c3 = V::zero();
       for (int32_t d = 0; d < full; d += 16) {
         const f qv = V::load(q + d);
@@ -96,8 +120,9 @@ void scores(const attention_args& a, const joint& g) {
   }
   for (; i < g.n; ++i) {
     const T* kr = k.next();
-    for (int32_t h = 0; h < g.nh; ++h) {
-      const float* q = a.q + static_cast<int64_t>(g.h0 + h) * hd;
+    for (int32_t h = 0; h < g.ni; ++h) {
+      if (i >= g.seen(h)) continue;
+      const float* q = g.it[h].q;
       f acc = V::zero();
       for (int32_t d = 0; d < full; d += 16) acc = V::fma(V::load(q + d), ld<V>(kr + d), acc);
       if (rem) acc = V::fma_first(V::load_n(q + full, rem), ld_n<V>(kr + full, rem), acc, rem);
@@ -157,39 +182,73 @@ void weigh_rows_nv(const attention_args& a, const joint& g, const float* e, int3
   }
 }
 
+// The reference's running maximum: r = init, then r = s[i] when s[i] > r, for i in [0, n). Only NaNs (skipped
+// unless first) and ties of +0 with -0 make the order matter; without them the result is the largest value, whose
+// bits are unique unless it is zero. So the vector maximum stands when no NaN was seen and it is not zero, and
+// the sequential loop decides otherwise.
+template <class V>
+float scan_max(float init, const float* s, int32_t n) {
+  using f = typename V::f;
+  f mx = V::set1(init), nan = V::zero();  // nan: a lane that met a NaN keeps one
+  int32_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const f v = V::load(s + i);
+    mx = V::select(V::cmp_gt(v, mx), v, mx);
+    nan = V::select(V::is_nan(v), v, nan);
+  }
+  float lanes[16], nans[16];
+  V::store(lanes, mx);
+  V::store(nans, nan);
+  float r = init;
+  bool any_nan = init != init;
+  for (int l = 0; l < 16; ++l) {
+    if (lanes[l] > r) r = lanes[l];
+    any_nan |= nans[l] != nans[l];
+  }
+  for (; i < n; ++i) {
+    if (s[i] > r) r = s[i];
+    any_nan |= s[i] != s[i];
+  }
+  if (!any_nan && r != 0.0f) return r;
+  r = init;
+  for (i = 0; i < n; ++i) {
+    if (s[i] > r) r = s[i];
+  }
+  return r;
+}
+
 struct chunk_sums {
   float m;  // m_c: max score of the chunk (sequential)
   float l;  // l_c: sequential sum of e_j
 };
 
-// One chunk for the joint heads: scores, m_c, e_j = exp_f32(s_j - m_c), l_c into cs[k], o_c into g.o[k].
+// One chunk for the joint items that see it: scores, m_c, e_j = exp_f32(s_j - m_c), l_c into cs[k], o_c into
+// g.o[k]; m_all[k] (when given) is carried on over the scores by the reference's rule. Items that see none of the
+// chunk are left alone.
 template <class V, class T>
 void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs) {
   using f = typename V::f;
   scores<V, T>(a, g);
-  for (int32_t h = 0; h < g.nh; ++h) {
+  for (int32_t h = 0; h < g.ni; ++h) {
+    const int32_t n = g.seen(h);
+    if (n == 0) continue;
     float* s = g.s + h * k_attn_chunk;
-    if (m_all) {
-      for (int32_t i = 0; i < g.n; ++i) {
-        if (g.j0 + i == 0 || s[i] > m_all[h]) m_all[h] = s[i];
-      }
-    }
-    float m_c = s[0];
-    for (int32_t i = 1; i < g.n; ++i) {
-      if (s[i] > m_c) m_c = s[i];
-    }
+    const float m_c = scan_max<V>(s[0], s + 1, n - 1);
+    if (m_all) m_all[h] = g.j0 == 0 ? m_c : scan_max<V>(m_all[h], s, n);  // position 0 starts M
     cs[h] = chunk_sums{m_c, 0.0f};
     const f mc = V::set1(m_c);
     int32_t i = 0;
-    for (; i + 16 <= g.n; i += 16) V::store(s + i, exp16<V>(V::sub(V::load(s + i), mc)));
-    if (i < g.n) V::store_n(s + i, exp16<V>(V::sub(V::load_n(s + i, g.n - i), mc)), g.n - i);
+    for (; i + 16 <= n; i += 16) V::store(s + i, exp16<V>(V::sub(V::load(s + i), mc)));
+    if (i < n) V::store_n(s + i, exp16<V>(V::sub(V::load_n(s + i, n - i), mc)), n - i);
   }
   // V in blocks of up to V::weigh_vectors vectors (enough independent fma chains to hide the fma latency: each
-  // accumulator's chain runs through every position in order), k_rows_per_pass rows at a time for every head.
+  // accumulator's chain runs through every position in order), k_rows_per_pass rows at a time for every item.
   const int32_t hd = a.head_dim, width = 16 * V::weigh_vectors;
   for (int32_t i0 = 0; i0 < g.n; i0 += k_rows_per_pass) {
-    const int32_t cnt = g.n - i0 < k_rows_per_pass ? g.n - i0 : k_rows_per_pass;
-    for (int32_t h = 0; h < g.nh; ++h) {
+    for (int32_t h = 0; h < g.ni; ++h) {
+      const int32_t left_rows = g.seen(h) - i0;
+      if (left_rows <= 0) continue;
+      const int32_t cnt = left_rows < k_rows_per_pass ? left_rows : k_rows_per_pass;
       for (int32_t d0 = 0; d0 < hd; d0 += width) {
         const int32_t left = hd - d0;
         const int nv = left >= width ? V::weigh_vectors : (left + 15) / 16;
@@ -213,108 +272,124 @@ void merge(chunk_sums cs, const float* o_c, float m_all, int32_t hd, float* l_su
   if (d < hd) V::store_n(o_sum + d, V::fma(V::load_n(o_c + d, hd - d), wv, V::load_n(o_sum + d, hd - d)), hd - d);
 }
 
-// out_h[d] = O[d] / L.
+// out[d] = O[d] / L.
 template <class V>
-void finish(const attention_args& a, int32_t h, const float* o_sum, float l_sum) {
-  const int32_t hd = a.head_dim;
-  float* out = a.out + static_cast<int64_t>(h) * hd;
+void finish(int32_t hd, float* out, const float* o_sum, float l_sum) {
   const typename V::f lv = V::set1(l_sum);
   int32_t d = 0;
   for (; d + 16 <= hd; d += 16) V::store(out + d, V::div(V::load(o_sum + d), lv));
   if (d < hd) V::store_n(out + d, V::div(V::load_n(o_sum + d, hd - d), lv), hd - d);
 }
 
-inline int32_t n_chunks_of(const attention_args& a) { return (a.n_pos - 1) / k_attn_chunk + 1; }
-inline int32_t chunk_len(const attention_args& a, int32_t c) {
-  const int32_t left = a.n_pos - c * k_attn_chunk;
-  return left < k_attn_chunk ? left : k_attn_chunk;
-}
-
-// Heads [h0, h0 + nh) of kv head kvh with every chunk's (m_c, l_c, o_c) kept in saved (nh * n_chunks * (hd + 2)
-// floats): the scores are computed once, and each head's chunks are merged once M is known.
-// s: nh * k_attn_chunk floats; o_sum: hd floats.
+// Items it[0 .. ni) of kv head kvh with every chunk's (m_c, l_c, o_c) kept in saved (ni * n_chunks * (hd + 2)
+// floats, n_chunks those of the item that sees most): the scores are computed once, and each item's chunks are
+// merged once its M is known. s: ni * k_attn_chunk floats; o_sum: hd floats.
 template <class V, class T>
-void heads_kept(const attention_args& a, int32_t h0, int32_t nh, int32_t kvh, float* saved, float* s,
-                float* o_sum) {
-  const int32_t hd = a.head_dim, n_chunks = n_chunks_of(a);
-  const int64_t per_head = static_cast<int64_t>(n_chunks) * (hd + 2);  // [n_chunks] m_c, l_c; [n_chunks, hd] o_c
-  float m_all[k_joint_heads];
-  float* o[k_joint_heads];
-  chunk_sums cs[k_joint_heads];
+void items_kept(const attention_args& a, const item* it, int32_t ni, int32_t kvh, int32_t n_chunks, float* saved,
+                float* s, float* o_sum) {
+  const int32_t hd = a.head_dim;
+  const int64_t per_item = static_cast<int64_t>(n_chunks) * (hd + 2);  // [n_chunks] m_c, l_c; [n_chunks, hd] o_c
+  float m_all[k_joint_items];
+  float* o[k_joint_items];
+  chunk_sums cs[k_joint_items];
   for (int32_t c = 0; c < n_chunks; ++c) {
-    for (int32_t h = 0; h < nh; ++h) o[h] = saved + h * per_head + 2 * n_chunks + c * hd;
-    chunk<V, T>(a, joint{h0, nh, kvh, c * k_attn_chunk, chunk_len(a, c), s, o}, m_all, cs);
-    for (int32_t h = 0; h < nh; ++h) {
-      saved[h * per_head + c] = cs[h].m;
-      saved[h * per_head + n_chunks + c] = cs[h].l;
+    for (int32_t h = 0; h < ni; ++h) o[h] = saved + h * per_item + 2 * n_chunks + c * hd;
+    const joint g = make_joint(it, ni, kvh, c, s, o);
+    chunk<V, T>(a, g, m_all, cs);
+    for (int32_t h = 0; h < ni; ++h) {
+      if (g.seen(h) == 0) continue;
+      saved[h * per_item + c] = cs[h].m;
+      saved[h * per_item + n_chunks + c] = cs[h].l;
     }
   }
-  for (int32_t h = 0; h < nh; ++h) {
-    const float* ms = saved + h * per_head;
+  for (int32_t h = 0; h < ni; ++h) {
+    const float* ms = saved + h * per_item;
     for (int32_t d = 0; d < hd; ++d) o_sum[d] = 0.0f;
     float l_sum = 0.0f;
-    for (int32_t c = 0; c < n_chunks; ++c) {
+    for (int32_t c = 0; c < n_chunks_of(it[h].n_pos); ++c) {
       merge<V>(chunk_sums{ms[c], ms[n_chunks + c]}, ms + 2 * n_chunks + c * hd, m_all[h], hd, &l_sum, o_sum);
     }
-    finish<V>(a, h0 + h, o_sum, l_sum);
+    finish<V>(hd, it[h].out, o_sum, l_sum);
   }
 }
 
-// The same heads when their per-chunk results do not fit: a first pass finds each head's M, the second merges each
-// chunk as soon as it is done (the reference's way). s: nh * k_attn_chunk floats; o_c, o_sums: nh * hd each.
+// The same items when their per-chunk results do not fit: a first pass finds each item's M, the second merges each
+// chunk as soon as it is done (the reference's way). s: ni * k_attn_chunk floats; o_c, o_sums: ni * hd each.
 template <class V, class T>
-void heads_two_pass(const attention_args& a, int32_t h0, int32_t nh, int32_t kvh, float* o_c, float* o_sums,
-                    float* s) {
-  const int32_t hd = a.head_dim, n_chunks = n_chunks_of(a);
-  float m_all[k_joint_heads], l_sum[k_joint_heads];
-  float* o[k_joint_heads];
-  chunk_sums cs[k_joint_heads];
-  for (int32_t h = 0; h < nh; ++h) o[h] = o_c + static_cast<int64_t>(h) * hd;
+void items_two_pass(const attention_args& a, const item* it, int32_t ni, int32_t kvh, int32_t n_chunks, float* o_c,
+                    float* o_sums, float* s) {
+  const int32_t hd = a.head_dim;
+  float m_all[k_joint_items], l_sum[k_joint_items];
+  float* o[k_joint_items];
+  chunk_sums cs[k_joint_items];
+  for (int32_t h = 0; h < ni; ++h) o[h] = o_c + static_cast<int64_t>(h) * hd;
   for (int32_t c = 0; c < n_chunks; ++c) {
-    const joint g{h0, nh, kvh, c * k_attn_chunk, chunk_len(a, c), s, o};
+    const joint g = make_joint(it, ni, kvh, c, s, o);
     scores<V, T>(a, g);
-    for (int32_t h = 0; h < nh; ++h) {
-      for (int32_t i = 0; i < g.n; ++i) {
-        const float si = s[h * k_attn_chunk + i];
-        if (g.j0 + i == 0 || si > m_all[h]) m_all[h] = si;
-      }
+    for (int32_t h = 0; h < ni; ++h) {
+      const int32_t n = g.seen(h);
+      const float* sh = s + h * k_attn_chunk;
+      if (n > 0) m_all[h] = g.j0 == 0 ? scan_max<V>(sh[0], sh + 1, n - 1) : scan_max<V>(m_all[h], sh, n);
     }
   }
-  for (int64_t d = 0; d < static_cast<int64_t>(nh) * hd; ++d) o_sums[d] = 0.0f;
-  for (int32_t h = 0; h < nh; ++h) l_sum[h] = 0.0f;
+  for (int64_t d = 0; d < static_cast<int64_t>(ni) * hd; ++d) o_sums[d] = 0.0f;
+  for (int32_t h = 0; h < ni; ++h) l_sum[h] = 0.0f;
   for (int32_t c = 0; c < n_chunks; ++c) {
-    chunk<V, T>(a, joint{h0, nh, kvh, c * k_attn_chunk, chunk_len(a, c), s, o}, nullptr, cs);
-    for (int32_t h = 0; h < nh; ++h) {
+    const joint g = make_joint(it, ni, kvh, c, s, o);
+    chunk<V, T>(a, g, nullptr, cs);
+    for (int32_t h = 0; h < ni; ++h) {
+      if (g.seen(h) == 0) continue;
       merge<V>(cs[h], o[h], m_all[h], hd, &l_sum[h], o_sums + static_cast<int64_t>(h) * hd);
     }
   }
-  for (int32_t h = 0; h < nh; ++h) finish<V>(a, h0 + h, o_sums + static_cast<int64_t>(h) * hd, l_sum[h]);
+  for (int32_t h = 0; h < ni; ++h) finish<V>(hd, it[h].out, o_sums + static_cast<int64_t>(h) * hd, l_sum[h]);
 }
 
+inline int64_t query_stride(const attention_args& a) {
+  return a.q_stride > 0 ? a.q_stride : static_cast<int64_t>(a.n_head) * a.head_dim;
+}
+inline int64_t out_stride(const attention_args& a) {
+  return a.out_stride > 0 ? a.out_stride : static_cast<int64_t>(a.n_head) * a.head_dim;
+}
+
+// Query heads [head_begin, h_end) of every query token, kv head by kv head, in sets of up to `step` items
+// (token-major within a kv head: the tokens of a prompt share each chunk of K and V).
 template <class V, class T>
-void all_heads(const attention_args& a, int32_t h_end, float* saved, int64_t saved_floats) {
-  const int32_t group = a.n_head / a.n_head_kv;
-  const int64_t hd = a.head_dim;
-  const int64_t fit = saved_floats / (static_cast<int64_t>(n_chunks_of(a)) * (hd + 2));
-  float s_stack[k_joint_heads * k_attn_chunk];
+void all_items(const attention_args& a, int32_t h_end, float* saved, int64_t saved_floats) {
+  const int32_t group = a.n_head / a.n_head_kv, nq = a.n_query;
+  const int64_t hd = a.head_dim, qs = query_stride(a), os = out_stride(a);
+  const int32_t n_chunks = n_chunks_of(a.n_pos + nq - 1);  // of the last token, which sees most
+  const int64_t fit = saved_floats / (static_cast<int64_t>(n_chunks) * (hd + 2));
+  float s_stack[k_joint_items * k_attn_chunk];
   float o_stack[2 * k_joint_o_floats];
-  const bool big = hd > k_joint_o_floats;  // one head at a time in the caller's scratch: s | o_c | o_sum
+  const bool big = hd > k_joint_o_floats;  // one item at a time in the caller's scratch: s | o_c | o_sum
   float* s = big ? a.scratch : s_stack;
   float* o_c = big ? a.scratch + k_attn_chunk : o_stack;
   float* o_sums = big ? o_c + hd : o_stack + k_joint_o_floats;
   int64_t step = big ? 1 : k_joint_o_floats / hd;
-  step = step < k_joint_heads ? step : k_joint_heads;
+  step = step < k_joint_items ? step : k_joint_items;
   if (fit >= 1 && fit < step) step = fit;
+  item it[k_joint_items];
   for (int32_t h = a.head_begin; h < h_end;) {
     const int32_t kvh = h / group;
     const int32_t stop = (kvh + 1) * group < h_end ? (kvh + 1) * group : h_end;
-    const int32_t nh = step < stop - h ? static_cast<int32_t>(step) : stop - h;
-    if (fit >= 1) {
-      heads_kept<V, T>(a, h, nh, kvh, saved, s, o_c);
-    } else {
-      heads_two_pass<V, T>(a, h, nh, kvh, o_c, o_sums, s);
+    const int32_t nh = stop - h;
+    const int64_t total = static_cast<int64_t>(nh) * nq;
+    for (int64_t i0 = 0; i0 < total; i0 += step) {
+      const int32_t ni = static_cast<int32_t>(total - i0 < step ? total - i0 : step);
+      for (int32_t k = 0; k < ni; ++k) {
+        const int32_t t = static_cast<int32_t>((i0 + k) / nh), hk = h + static_cast<int32_t>((i0 + k) % nh);
+        it[k] = item{a.q + t * qs + hk * hd, a.out + t * os + hk * hd, a.n_pos + t};
+      }
+      // Every item of the set sees the chunks up to its own last token's; the set's last item sees most.
+      const int32_t nc = n_chunks_of(it[ni - 1].n_pos);
+      if (fit >= 1) {
+        items_kept<V, T>(a, it, ni, kvh, nc, saved, s, o_c);
+      } else {
+        items_two_pass<V, T>(a, it, ni, kvh, nc, o_c, o_sums, s);
+      }
     }
-    h += nh;
+    h = stop;
   }
 }
 
@@ -327,7 +402,9 @@ inline kstatus check_attention_args(const attention_args& a) {
   }
   if (a.n_head % a.n_head_kv != 0) return kstatus::bad_shape;
   if (a.kv_row_elems < static_cast<int64_t>(a.n_head_kv) * a.head_dim) return kstatus::bad_shape;
-  const int32_t n_blocks = (a.n_pos - 1) / a.block_size + 1;
+  if (a.n_query < 1 || a.q_stride < 0 || a.out_stride < 0) return kstatus::bad_shape;
+  if (a.n_pos > INT32_MAX - (a.n_query - 1)) return kstatus::bad_shape;
+  const int32_t n_blocks = (a.n_pos + a.n_query - 2) / a.block_size + 1;
   for (int32_t b = 0; b < n_blocks; ++b) {
     if (!a.k_blocks[b] || !a.v_blocks[b]) return kstatus::bad_argument;
   }
@@ -343,9 +420,9 @@ kstatus attention(const attention_args& a, float* saved, int64_t saved_floats) {
   if (st != kstatus::ok) return st;
   const int32_t h_end = a.head_end < 0 ? a.n_head : a.head_end;
   if (a.kv_type == tensor_type::f32) {
-    all_heads<V, float>(a, h_end, saved, saved_floats);
+    all_items<V, float>(a, h_end, saved, saved_floats);
   } else {
-    all_heads<V, uint16_t>(a, h_end, saved, saved_floats);
+    all_items<V, uint16_t>(a, h_end, saved, saved_floats);
   }
   return kstatus::ok;
 }
