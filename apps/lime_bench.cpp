@@ -16,6 +16,7 @@ namespace {
 void usage() {
   std::fprintf(stderr,
                "usage: lime-bench kernels [--types f32,q4_0,...] [--shapes stories110M,llama-3.2-1b] [--batches 16,64,512]\n"
+               "                          [--matmuls ffn_up,ffn_down,attn_q,output]\n"
                "                          [-t THREADS] [--stream-mib N] [--max-gflop F] [--bw-mib N] [--backend cpu|cuda]\n"
                "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [--bw-mib N]\n"
                "                           [--backend cpu|cuda|auto] [--device-budget SIZE] [--cuda-unified]\n"
@@ -85,6 +86,8 @@ int main(int argc, char** argv) {
       }
     } else if (cmd == "kernels" && a == "--shapes") {
       ko.shapes = split(v);
+    } else if (cmd == "kernels" && a == "--matmuls") {
+      ko.matmuls = split(v);
     } else if (cmd == "kernels" && a == "--batches") {
       ok = to_ints(v, &ko.batches);
     } else if (cmd == "kernels" && a == "--stream-mib") {

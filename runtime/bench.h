@@ -54,6 +54,7 @@ struct bench_kernels_options {
   std::vector<tensor_type> types;       // empty: f32 f16 bf16 q8_0 q4_0 q4_k q6_k
   std::vector<std::string> shapes;      // model_shapes() names; empty: stories110M, llama-3.2-1b
   std::vector<int32_t> batches;         // matmul batch sizes; empty: 16, 64, 512
+  std::vector<std::string> matmuls;     // matrices timed as matmuls (attn_q ffn_up ffn_down output); empty: ffn_up
   int n_threads = 0;                    // 0: all online CPUs
   uint64_t stream_bytes = 512ull << 20; // matvec weights cycle through copies filling this much memory
   double max_gflop = 4.0;               // matmul: computes a leading subset of rows when a call would exceed it
@@ -61,9 +62,10 @@ struct bench_kernels_options {
 };
 // Prints the roofline, then `op | type | shape | threads | ms | GB/s | GFLOP/s | % of roofline | % of FMA peak`
 // rows: matvec of each shape's attn_q, ffn_up, ffn_down and output matrices (1 thread and all threads; roofline =
-// measured bandwidth of that many threads), and matmul of ffn_up at each batch (all threads; roofline time =
-// max(bytes / bandwidth, flops / FMA peak)).
-// Errors: invalid_argument (unknown shape, a type lime cannot compute or a shape its blocks do not divide).
+// measured bandwidth of that many threads), and matmul of the `matmuls` matrices at each batch (all threads;
+// roofline time = max(bytes / bandwidth, flops / FMA peak)).
+// Errors: invalid_argument (unknown shape or matrix name, a type lime cannot compute or a shape its blocks do not
+// divide).
 status bench_kernels(const bench_kernels_options& o, FILE* out);
 // The same on the GPU (bench_kernels_cuda.cpp, in builds with LIME_HAVE_CUDA only): device-to-device copy bandwidth
 // (bw_buffer_bytes), then `op | type | shape | ms | GB/s | GFLOP/s | % of D2D` rows: cuda::matvec of each shape's

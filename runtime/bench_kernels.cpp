@@ -107,6 +107,12 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
   }
   if (o.shapes.empty()) o.shapes = {"stories110M", "llama-3.2-1b"};
   if (o.batches.empty()) o.batches = {16, 64, 512};
+  if (o.matmuls.empty()) o.matmuls = {"ffn_up"};
+  for (const std::string& name : o.matmuls) {
+    const std::vector<bench_matrix> known = bench_shape_matrices(model_shape{});
+    if (std::none_of(known.begin(), known.end(), [&](const bench_matrix& m) { return m.name == name; }))
+      return make_error(errc::invalid_argument, "unknown matrix '" + name + "' (attn_q, ffn_up, ffn_down, output)");
+  }
   std::vector<model_shape> shapes;
   for (const std::string& n : o.shapes) {
     LIME_TRY(model_shape s, model_shape_find(n));
@@ -152,7 +158,7 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
           r.shape = shape;
           print_row(r, out);
         }
-        if (m.name != "ffn_up") continue;
+        if (std::find(o.matmuls.begin(), o.matmuls.end(), m.name) == o.matmuls.end()) continue;
         // matmul: compute bound at large batches; a leading subset of rows keeps one call under max_gflop.
         for (int32_t b : o.batches) {
           const double flop_per_row = 2.0 * static_cast<double>(m.k) * b;
