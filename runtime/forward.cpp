@@ -32,9 +32,12 @@ namespace {
 constexpr int64_t k_min_parallel_macs = 1 << 18;
 
 // Rows per chunk of a parallel matmul: about 8 chunks per thread, so a thread that runs late (a busy or shared
-// machine) costs little, in multiples of 24 rows (the SIMD kernels' row strips) and at least 48.
-int64_t matmul_chunk_rows(int64_t n_rows, int n_threads) {
-  const int64_t want = n_rows / (8 * static_cast<int64_t>(n_threads));
+// machine) costs little, in multiples of 24 rows (the SIMD kernels' row strips) and at least 48. Batches of 32
+// columns or more take 2 chunks per thread: each call packs all of its activations (the AVX2 lane path,
+// kernels/cpu/x86/matmul_lanes.h), which small chunks would repeat too often.
+int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols) {
+  const int64_t per_thread = n_cols >= 32 ? 2 : 8;
+  const int64_t want = (n_rows + per_thread * n_threads - 1) / (per_thread * static_cast<int64_t>(n_threads));
   return std::max<int64_t>(48, (want + 23) / 24 * 24);
 }
 }  // namespace
@@ -63,7 +66,7 @@ void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* 
   const matmul_out* out[3] = {};
   int n_out = 0;
   for (const matmul_out& o : outs) {
-    chunk[n_out] = matmul_chunk_rows(o.w->n_rows, pool_->n_threads());
+    chunk[n_out] = matmul_chunk_rows(o.w->n_rows, pool_->n_threads(), n_cols);
     first[n_out + 1] = first[n_out] + (o.w->n_rows + chunk[n_out] - 1) / chunk[n_out];
     out[n_out++] = &o;
   }

@@ -139,6 +139,18 @@ TEST_P(kquant_simd, random_rows_equal_reference) {
   }
 }
 
+// Batches through the lane path (AVX2): several 48-row blocks, partial tiles and panels, cut row ranges.
+TEST_P(kquant_simd, lane_path_row_blocks_equal_reference) {
+  const int64_t n_rows = 101, k = 512;
+  const std::vector<uint8_t> w = random_rows(type(), n_rows, k, 71);
+  for (int64_t n_cols : {48, 80}) {
+    const std::vector<float> x = random_floats(n_cols * k, 72 + static_cast<uint32_t>(n_cols), -2.f, 2.f);
+    const matmul_args base = make_args(type(), w.data(), n_rows, k, x.data(), n_cols, nullptr);
+    const int64_t ranges[][2] = {{0, n_rows}, {7, 50}, {47, 97}};
+    for (const auto& rg : ranges) expect_same(var(), base, rg[0], rg[1], "n_cols=" + std::to_string(n_cols));
+  }
+}
+
 // A row's output bits do not depend on the batch around it: matvec == its column in batches of 7 and 64.
 TEST_P(kquant_simd, batch_invariant) {
   const int64_t n_rows = 9, k = 768;
@@ -263,7 +275,7 @@ TEST_P(kquant_simd, signed_zero_sums_equal_reference) {
     const uint16_t d = i % 2 ? 0x8001 : 0x83ff;  // negative subnormals
     pack_block(type(), q, sc, m, d, static_cast<uint16_t>(i % 3 ? 0x0000 : 0x3c00), &w[i * bb]);
   }
-  for (int64_t n_cols : {1, 6, 9}) {  // 9: batches through the dequantized strips (AVX2)
+  for (int64_t n_cols : {1, 6, 9, 50}) {  // 9: the dequantized strips (AVX2); 50: the lane path
     const std::vector<float> x(n_cols * k, std::numeric_limits<float>::denorm_min());
     std::vector<float> y(n_cols * n_rows);
     ASSERT_EQ(matmul_ref(make_args(type(), w.data(), n_rows, k, x.data(), n_cols, y.data())), kstatus::ok);

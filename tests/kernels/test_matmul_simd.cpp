@@ -212,7 +212,9 @@ TEST_P(matmul_simd, infinite_scale_blocks_give_inf_not_nan) {
 TEST_P(matmul_simd, inf_and_nan_in_activations_propagate_like_reference) {
   const float inf = INFINITY, nan = NAN;
   for (tensor_type t : k_types) {
-    const int64_t n_rows = 11, k = 96, n_cols = 9;  // 9: the dequantized-strip path of batches (AVX2)
+    // 9: the dequantized strips of batches (AVX2); 50: the lane path (matmul_lanes.h)
+    for (int64_t n_cols : {9, 50}) {
+    const int64_t n_rows = 11, k = 96;
     const std::vector<uint8_t> w = random_weights(t, n_rows, k, 3);
     std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 4);
     x[0 * k + 5] = inf;                      // column 0: +inf somewhere
@@ -226,15 +228,17 @@ TEST_P(matmul_simd, inf_and_nan_in_activations_propagate_like_reference) {
     expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
     for (int64_t c = 0; c < n_cols; ++c)  // each column alone: the matvec kernels
       expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data() + c * k, 1, 0, n_rows, true);
+    }
   }
 }
 
 TEST_P(matmul_simd, inf_and_nan_in_float_weights_propagate_like_reference) {
   for (tensor_type t : {tensor_type::f32, tensor_type::f16, tensor_type::bf16}) {
-    const int64_t n_rows = 9, k = 45, n_cols = 3;
+    for (auto [k, n_cols] : {std::pair<int64_t, int64_t>{45, 3}, {48, 50}}) {  // 50 columns: the lane path
+    const int64_t n_rows = 9;
     std::vector<float> wf = random_floats(static_cast<size_t>(n_rows * k), 8);
     wf[1 * k + 2] = INFINITY;
-    wf[2 * k + 44] = NAN;  // in the K tail
+    wf[2 * k + 44] = NAN;  // in the K tail (k = 45)
     wf[3 * k + 3] = -INFINITY;
     wf[3 * k + 4] = INFINITY;
     const size_t rb = tensor_row_bytes(t, k);
@@ -242,6 +246,7 @@ TEST_P(matmul_simd, inf_and_nan_in_float_weights_propagate_like_reference) {
     for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(quantize_row(t, &wf[r * k], &w[rb * r], k), kstatus::ok);
     const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 9);
     expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+    }
   }
 }
 
@@ -249,8 +254,8 @@ TEST_P(matmul_simd, inf_and_nan_in_float_weights_propagate_like_reference) {
 // lanes alone (padding with fma(0, 0, -0) would make them +0). A sum is -0 only if all 16 lanes are.
 TEST_P(matmul_simd, signed_zero_sums_keep_their_sign) {
   for (tensor_type t : {tensor_type::f32, tensor_type::f16, tensor_type::bf16}) {
-    for (int64_t k : {1, 5, 16, 21, 40}) {
-      const int64_t n_rows = 5, n_cols = 2;
+    for (int64_t k : {1, 5, 16, 21, 40, 32}) {
+      const int64_t n_rows = 5, n_cols = k == 32 ? 50 : 2;  // 50: the lane path
       std::vector<float> wf(static_cast<size_t>(n_rows * k), -0x1p-24f);  // exact in f16 (subnormal) and bf16
       const size_t rb = tensor_row_bytes(t, k);
       std::vector<uint8_t> w(rb * n_rows);
@@ -266,7 +271,9 @@ TEST_P(matmul_simd, signed_zero_sums_keep_their_sign) {
 
 TEST_P(matmul_simd, rows_are_batch_invariant) {
   for (tensor_type t : k_types) {
-    const int64_t n_rows = 30, k = is_float(t) ? 200 : 192, n_cols = 64;
+    // 64 columns: the lane path on AVX2 (K a multiple of 16: 192, 208), the part tiles at K = 200
+    for (int64_t k : is_float(t) ? std::vector<int64_t>{200, 208} : std::vector<int64_t>{192}) {
+    const int64_t n_rows = 30, n_cols = 64;
     const std::vector<uint8_t> w = random_weights(t, n_rows, k, 21);
     const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 22);
     {
@@ -288,9 +295,36 @@ TEST_P(matmul_simd, rows_are_batch_invariant) {
           }
         }
         EXPECT_EQ(std::memcmp(full.data(), part.data(), full.size() * sizeof(float)), 0)
-            << v.name << " " << tensor_type_name(t) << " batch=" << batch;
+            << v.name << " " << tensor_type_name(t) << " k=" << k << " batch=" << batch;
       }
     }
+    }
+  }
+}
+
+// The lane path of batches (AVX2, kernels/cpu/x86/matmul_lanes.h): partial 6-row tiles and 16-column panels,
+// row blocks (48 rows) and row ranges that cut them, two column blocks (128 + 8 columns at k = 4096); 47
+// columns at K = 256 stay on the tiles.
+TEST_P(matmul_simd, lane_path_blocks_and_tails_equal_reference) {
+  const int64_t n_rows = 100;
+  for (tensor_type t : k_types) {
+    std::vector<int64_t> ks = {32, 256};
+    if (is_float(t)) ks.insert(ks.end(), {16, 48});
+    for (int64_t k : ks) {
+      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 31 + static_cast<uint32_t>(k));
+      const std::vector<float> x = random_floats(static_cast<size_t>(80 * k), 32 + static_cast<uint32_t>(k));
+      for (int64_t n_cols : {47, 48, 49, 80}) {
+        for (auto rr : {std::pair<int64_t, int64_t>{0, n_rows}, {5, 97}, {47, 53}}) {
+          expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, rr.first, rr.second);
+        }
+      }
+    }
+  }
+  for (tensor_type t : {tensor_type::f32, tensor_type::q4_0}) {
+    const int64_t rows = 13, k = 4096, n_cols = 136;
+    const std::vector<uint8_t> w = random_weights(t, rows, k, 41);
+    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 42);
+    expect_equal_to_ref(v_, t, w.data(), rows, k, x.data(), n_cols, 0, rows);
   }
 }
 

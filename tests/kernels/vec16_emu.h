@@ -41,6 +41,21 @@ struct vec16_emu {
     return r;
   }
   static void p_store(float* q, p a) { std::memcpy(q, a.v, sizeof a.v); }
+  static p p_add(p a, p b) {
+    for (int i = 0; i < part_lanes; ++i) a.v[i] = a.v[i] + b.v[i];
+    return a;
+  }
+  static p p_bcast(const float* q) {
+    p r;
+    for (int i = 0; i < part_lanes; ++i) r.v[i] = *q;
+    return r;
+  }
+  static void p_transpose8(const float* const* s, float* const* d) {
+    float t[8][8];
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 8; ++j) t[j][i] = s[i][j];
+    for (int j = 0; j < 8; ++j) std::memcpy(d[j], t[j], sizeof t[j]);
+  }
 
   template <class Op>
   static f map(Op op) {

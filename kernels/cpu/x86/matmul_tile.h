@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/x86/matmul_lanes.h"
 #include "kernels/status.h"
 #include "kernels/tensor_type.h"
 
@@ -301,9 +302,11 @@ inline int64_t col_block(int64_t k, int64_t n_cols, int64_t bytes, int64_t g) {
   return cb < g ? g : cb / g * g;
 }
 
-// ---- Quantized weights in batches on V::parts > 1: a strip of rows is dequantized once into an fp32 scratch
-// (the reference's exact values, so the same bits), which the float part tile then reads for every column group
-// of the block: the dequantizing work is shared by all the block's columns instead of the 3 of a 16-lane tile.
+// ---- Quantized weights in batches on V::parts > 1. Batches of at least lanes::min_cols(k) columns take the
+// lane path (matmul_lanes.h), given the rows dequantized a block at a time. Smaller ones (decode of a few
+// sequences): a strip of rows is dequantized once into an fp32 scratch (the reference's exact values, so the
+// same bits), which the float part tile then reads for every column group of the block: the dequantizing work
+// is shared by all the block's columns instead of the 3 of a 16-lane tile.
 constexpr int64_t k_scratch_floats = 16384;  // 64 KiB on the stack: rows of the strip x k
 constexpr int64_t k_min_scratch_cols = 8;    // fewer columns keep the 16-lane tiles (no scratch traffic)
 // Activations of one column block here: twice the tiles' (the weights now come from the 64 KiB scratch, not from
@@ -334,6 +337,12 @@ void dequantize_strip(const uint8_t* w, size_t rb, int64_t n_rows, int64_t k, fl
 // too long for the scratch. Also the K-quants' batch path (matmul_kquants_avx2.cpp).
 template <class V, class Dequant>
 bool run_dequantized_with(const matmul_args& a, Dequant&& dequant) {
+  if (lanes::run<V, false>(a, [&](int64_t r0, int64_t n_rows, float* rows) {
+        dequant(r0, n_rows, rows);
+        return static_cast<const float*>(rows);
+      })) {
+    return true;
+  }
   const int64_t fit = a.k > 0 ? k_scratch_floats / a.k : 0;
   const int64_t strip = (fit < k_strip_rows ? fit : k_strip_rows) / V::part_rows * V::part_rows;
   if (a.n_cols < k_min_scratch_cols || strip < V::part_rows) return false;
@@ -366,9 +375,28 @@ bool run_dequantized(const matmul_args& a) {
   });
 }
 
+// Float weights in batches on V::parts > 1: the lane path (matmul_lanes.h) reads f32 rows in place and
+// converts f16/bf16 rows a row block at a time.
+template <class V, class F>
+bool run_float_lanes(const matmul_args& a) {
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  const size_t rb = row_bytes<F>(a.k);
+  return lanes::run<V, std::is_same_v<F, fmt_f32<V>>>(a, [&](int64_t r0, int64_t n_rows, float* rows) {
+    if constexpr (std::is_same_v<F, fmt_f32<V>>) {
+      (void)n_rows;
+      (void)rows;
+      return reinterpret_cast<const float*>(w + r0 * rb);
+    } else {
+      dequantize_strip<V, F>(w + r0 * rb, rb, n_rows, a.k, rows);
+      return static_cast<const float*>(rows);
+    }
+  });
+}
+
 // All of a (checked by the caller) in register tiles. Batches (prefill) reuse each dequantized weight vector
 // across the tile's columns. Float weights on a V with parts take part tiles (K a multiple of 16); columns left
-// over from the part tiles' groups take the 16-lane tiles. (Quantized batches on such a V normally go through
+// over from the part tiles' groups take the 16-lane tiles. (Batches of lanes::min_cols(k) or more columns on such a V
+// take the lane path before this; smaller quantized batches normally go through
 // run_dequantized first: with the old 16-lane tiles a scratch measured no faster, with the part tiles 1.0-2.8x:
 // q8_0 least, q4_0 1.4-1.8x, q5_0 most.)
 template <class V, class F>
@@ -422,6 +450,9 @@ kstatus run(const matmul_args& a) {
   if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
   if constexpr (V::parts > 1 && F::elem_bytes == 0) {
     if (run_dequantized<V, F>(a)) return kstatus::ok;
+  }
+  if constexpr (V::parts > 1 && F::elem_bytes != 0) {
+    if (run_float_lanes<V, F>(a)) return kstatus::ok;
   }
   run_tiles<V, F>(a);
   return kstatus::ok;

@@ -30,6 +30,27 @@ struct vec16_avx2 {
   static p p_fma(p a, p b, p c) { return _mm256_fmadd_ps(a, b, c); }
   static p p_load(const float* q) { return _mm256_loadu_ps(q); }
   static void p_store(float* q, p a) { _mm256_storeu_ps(q, a); }
+  static p p_add(p a, p b) { return _mm256_add_ps(a, b); }
+  static p p_bcast(const float* q) { return _mm256_broadcast_ss(q); }
+  // d[j][i] = s[i][j] for i, j < 8: an 8 x 8 transpose (the lane path's packing, matmul_lanes.h).
+  static void p_transpose8(const float* const* s, float* const* d) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s[i]);
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // s[i][0] s[i+1][0] s[i][1] s[i+1][1] | [4] [5]
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // [2] [3] | [6] [7]
+    }
+    for (int i = 0; i < 8; i += 4) {
+      r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);      // column 0 (and 4) of rows i..i+3
+      r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);  // column 1 (5)
+      r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // column 2 (6)
+      r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);  // column 3 (7)
+    }
+    for (int j = 0; j < 4; ++j) {
+      _mm256_storeu_ps(d[j], _mm256_permute2f128_ps(r[j], r[j + 4], 0x20));
+      _mm256_storeu_ps(d[j + 4], _mm256_permute2f128_ps(r[j], r[j + 4], 0x31));
+    }
+  }
 
   static f zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
   static f set1(float v) { return {_mm256_set1_ps(v), _mm256_set1_ps(v)}; }

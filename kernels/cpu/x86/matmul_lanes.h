@@ -1,0 +1,224 @@
+// The lane-major batched matmul of the 8-lane part traits (AVX2): the canonical order keeps each of the 16 lanes
+// of a (row, col) dot product apart until the fold, so each lane l is its own small matmul over the elements
+// k = 16i + l. Packed lane by lane, that matmul runs as outer products (a weight broadcast times 16 activation
+// columns) in a 6 x 16 register tile: each loaded byte feeds 6 to 16 fmas instead of the 3 to 4 of the
+// dot-product tiles, so K of 2048 no longer runs out of L2 bandwidth. Same operations per lane: same bits.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_scratch.h"
+
+namespace lime::cpu {
+namespace {
+namespace lanes {
+
+constexpr int k_rows = 6;                     // weight rows per register tile (broadcasts)
+constexpr int k_cols = 16;                    // activation columns per register tile (two 8-lane vectors)
+// Batches this wide or wider take the lane path: packing the weights costs about what 16 columns of its tiles
+// gain, so narrower batches keep the dot-product tiles (measured at 16-48 columns, stories110M shapes: the lane
+// path wins from 32 columns at K = 2048, from 48 at K = 768).
+constexpr int64_t min_cols(int64_t k) { return k >= 1536 ? 32 : 48; }
+constexpr int64_t k_max_block_rows = 48;      // weight rows packed at a time
+constexpr int64_t k_x_block_bytes = 2048 << 10;  // packed activations of one column block (from L3)
+constexpr int64_t k_w_block_bytes = 256 << 10;  // packed weights of one row block (stay in L2)
+
+// Sizes of one call: K in steps of 16 (i), a lane's weights of one 6-row panel [kq][6] (+ the 2 floats the
+// 8-wide stores spill past the last step), panels per block.
+struct plan {
+  int64_t kq;           // k / 16: elements per lane
+  int64_t w_lane;       // floats per lane of a packed weight panel: kq * 6 + 8
+  int64_t x_panel;      // floats of a packed activation panel: 16 lanes x kq x 16 columns
+  int64_t w_panel;      // floats of a packed weight panel: 16 lanes x w_lane
+  int64_t block_cols;   // columns per column block (a multiple of 16)
+  int64_t block_rows;   // rows per row block (a multiple of 6)
+  int64_t k;
+
+  plan(int64_t k_, int64_t n_cols) : k(k_) {
+    kq = k / 16;
+    w_lane = kq * k_rows + 8;
+    x_panel = 16 * kq * k_cols;
+    w_panel = 16 * w_lane;
+    const int64_t xp = k_x_block_bytes / (x_panel * 4), batch_panels = (n_cols + k_cols - 1) / k_cols;
+    block_cols = (xp < 1 ? 1 : xp < batch_panels ? xp : batch_panels) * k_cols;
+    const int64_t wp = k_w_block_bytes / (w_panel * 4);
+    block_rows = (wp < 1 ? 1 : wp > k_max_block_rows / k_rows ? k_max_block_rows / k_rows : wp) * k_rows;
+  }
+  // Floats of the thread buffer: packed activations, packed weights, one row block of dequantized rows.
+  size_t x_floats() const { return static_cast<size_t>(block_cols / k_cols * x_panel); }
+  size_t w_floats() const { return static_cast<size_t>(block_rows / k_rows * w_panel); }
+  size_t rows_floats() const { return static_cast<size_t>(block_rows * k); }
+};
+
+// Columns [c, c + n) of x (n <= 16; missing columns read as zeros) -> xp [lane][i][16].
+template <class V>
+void pack_x(const plan& pl, const float* x, int64_t n, float* xp) {
+  alignas(64) static constexpr float zeros[16] = {};
+  const float* src[16];
+  for (int c = 0; c < k_cols; ++c) src[c] = c < n ? x + c * pl.k : nullptr;
+  for (int64_t i = 0; i < pl.kq; ++i) {
+    for (int cb = 0; cb < k_cols; cb += 8) {
+      for (int kb = 0; kb < 16; kb += 8) {
+        const float* s[8];
+        float* d[8];
+        for (int j = 0; j < 8; ++j) {
+          s[j] = src[cb + j] ? src[cb + j] + 16 * i + kb : zeros;
+          d[j] = xp + ((kb + j) * pl.kq + i) * k_cols + cb;
+        }
+        V::p_transpose8(s, d);
+      }
+    }
+  }
+}
+
+// Rows [0, n) of rows (n <= 6, row stride k floats) -> wp [lane][i][6] (rows past n hold copies of row 0).
+template <class V>
+void pack_w(const plan& pl, const float* rows, int64_t n, float* wp) {
+  const float* src[8];
+  for (int r = 0; r < 8; ++r) src[r] = rows + (r < n ? r : 0) * pl.k;
+  for (int64_t i = 0; i < pl.kq; ++i) {
+    for (int kb = 0; kb < 16; kb += 8) {
+      const float* s[8];
+      float* d[8];
+      for (int j = 0; j < 8; ++j) {
+        s[j] = src[j] + 16 * i + kb;
+        d[j] = wp + (kb + j) * pl.w_lane + i * k_rows;  // 8 floats: 2 spill into step i + 1, rewritten next
+      }
+      V::p_transpose8(s, d);
+    }
+  }
+}
+
+// One lane of a 6 x 16 tile: s[r][c] = sum over i of w[i][r] * x[i][c] by fmas in i order from +0, stored to
+// out (lanes 0-7), or the fold's first step for lanes 8-15: out = out + s (out holding lane l - 8).
+template <class V, bool AddInto>
+void lane_tile(const float* w, const float* x, int64_t kq, float* out) {
+  using vp = typename V::p;
+  vp acc[k_rows][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < k_rows; ++r) acc[r][0] = acc[r][1] = V::p_zero();
+  for (int64_t i = 0; i < kq; ++i) {
+    const vp x0 = V::p_load(x + i * k_cols), x1 = V::p_load(x + i * k_cols + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < k_rows; ++r) {
+      const vp wv = V::p_bcast(w + i * k_rows + r);
+      acc[r][0] = V::p_fma(wv, x0, acc[r][0]);
+      acc[r][1] = V::p_fma(wv, x1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < k_rows; ++r) {
+    float* o = out + r * k_cols;
+    if constexpr (AddInto) {
+      acc[r][0] = V::p_add(V::p_load(o), acc[r][0]);
+      acc[r][1] = V::p_add(V::p_load(o + 8), acc[r][1]);
+    }
+    V::p_store(o, acc[r][0]);
+    V::p_store(o + 8, acc[r][1]);
+  }
+}
+
+// The rest of the canonical fold (lanes l += l + 4, then + 2, + 1) of park[l][r][c], which holds lanes l + l + 8
+// already, for rows [r, r + n) (n <= 8) -> s[n][16].
+template <class V>
+void fold8(const float (*park)[k_max_block_rows][k_cols], int64_t r, int64_t n, float (*s)[k_cols]) {
+  using vp = typename V::p;
+  for (int64_t i = 0; i < n; ++i) {
+    vp t[8][2];
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) {
+      t[l][0] = V::p_load(park[l][r + i]);
+      t[l][1] = V::p_load(park[l][r + i] + 8);
+    }
+#pragma GCC unroll 8
+    for (int w = 4; w >= 1; w /= 2) {
+#pragma GCC unroll 8
+      for (int l = 0; l < w; ++l) {
+        t[l][0] = V::p_add(t[l][0], t[l + w][0]);
+        t[l][1] = V::p_add(t[l][1], t[l + w][1]);
+      }
+    }
+    V::p_store(s[i], t[0][0]);
+    V::p_store(s[i] + 8, t[0][1]);
+  }
+}
+
+// Folded rows [0, n_rows) x columns [0, n_cols) -> y[c][r] (row stride ys): 8 rows at a time, transposed so
+// each full column group is written as 8 consecutive floats.
+template <class V>
+void fold_to_y(const float (*park)[k_max_block_rows][k_cols], int64_t n_rows, int64_t n_cols, float* y,
+               int64_t ys) {
+  alignas(64) float s[8][k_cols];
+  for (int64_t r = 0; r < n_rows; r += 8) {
+    const int64_t nr = n_rows - r < 8 ? n_rows - r : 8;
+    fold8<V>(park, r, nr, s);
+    for (int cb = 0; cb < k_cols; cb += 8) {
+      if (nr == 8 && cb + 8 <= n_cols) {
+        const float* src[8];
+        float* dst[8];
+        for (int j = 0; j < 8; ++j) {
+          src[j] = s[j] + cb;
+          dst[j] = y + (cb + j) * ys + r;
+        }
+        V::p_transpose8(src, dst);
+      } else {
+        for (int64_t c = cb; c < cb + 8 && c < n_cols; ++c)
+          for (int64_t i = 0; i < nr; ++i) y[c * ys + r + i] = s[i][c];
+      }
+    }
+  }
+}
+
+// All of a, if its shape suits the lane path (K a multiple of 16, a batch of at least min_cols(k)) and the
+// thread buffer could be had; false (nothing written) otherwise. rows(r0, n, scratch) returns rows [r0, r0 + n)
+// of the weights as fp32 [n, k]: a pointer into the weights (f32: InPlace, no scratch) or into scratch, written
+// there. Thread buffer: at most ~2 MiB of packed activations + 256 KiB of packed weights + 48 rows of scratch.
+template <class V, bool InPlace, class Rows>
+bool run(const matmul_args& a, Rows&& rows) {
+  static_assert(V::parts == 2, "the lane path is built on 8-lane parts");
+  if (a.k <= 0 || a.k % 16 != 0 || a.n_cols < min_cols(a.k)) return false;
+  const plan pl(a.k, a.n_cols);
+  float* buf = matmul_thread_scratch(pl.x_floats() + pl.w_floats() + (InPlace ? 0 : pl.rows_floats()));
+  if (!buf) return false;
+  float* xp = buf;
+  float* wp = xp + pl.x_floats();
+  float* scratch = wp + pl.w_floats();
+  alignas(64) float park[8][k_max_block_rows][k_cols];  // lanes l + l + 8 of each (row, column) of a tile pass
+
+  for (int64_t c0 = 0; c0 < a.n_cols; c0 += pl.block_cols) {
+    const int64_t c1 = a.n_cols - c0 < pl.block_cols ? a.n_cols : c0 + pl.block_cols;
+    const int64_t n_panels = (c1 - c0 + k_cols - 1) / k_cols;
+    for (int64_t p = 0; p < n_panels; ++p) {
+      const int64_t c = c0 + p * k_cols;
+      pack_x<V>(pl, a.x + c * a.k, c1 - c < k_cols ? c1 - c : k_cols, xp + p * pl.x_panel);
+    }
+    for (int64_t r0 = a.row_begin; r0 < a.row_end; r0 += pl.block_rows) {
+      const int64_t n_rows = a.row_end - r0 < pl.block_rows ? a.row_end - r0 : pl.block_rows;
+      const float* src = rows(r0, n_rows, scratch);
+      const int64_t n_tiles = (n_rows + k_rows - 1) / k_rows;
+      for (int64_t t = 0; t < n_tiles; ++t) {
+        const int64_t left = n_rows - t * k_rows;
+        pack_w<V>(pl, src + t * k_rows * a.k, left < k_rows ? left : k_rows, wp + t * pl.w_panel);
+      }
+      for (int64_t p = 0; p < n_panels; ++p) {
+        const float* xpp = xp + p * pl.x_panel;
+        for (int l = 0; l < 16; ++l) {
+          for (int64_t t = 0; t < n_tiles; ++t) {
+            const float* wl = wp + t * pl.w_panel + l * pl.w_lane;
+            const float* xl = xpp + l * pl.kq * k_cols;
+            if (l < 8) lane_tile<V, false>(wl, xl, pl.kq, park[l][t * k_rows]);
+            else lane_tile<V, true>(wl, xl, pl.kq, park[l - 8][t * k_rows]);
+          }
+        }
+        const int64_t c = c0 + p * k_cols;
+        fold_to_y<V>(park, n_rows, c1 - c < k_cols ? c1 - c : k_cols, a.y + c * a.n_rows + r0, a.n_rows);
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace lanes
+}  // namespace
+}  // namespace lime::cpu
