@@ -28,6 +28,4 @@ float* matmul_thread_scratch(size_t floats) {
   return b.data;
 }
 
-size_t matmul_thread_scratch_floats() { return t_buffer.floats; }
-
 }  // namespace lime::cpu

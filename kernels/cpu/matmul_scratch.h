@@ -9,7 +9,4 @@ namespace lime::cpu {
 // contents are undefined, and a later call on the same thread may move the buffer.
 float* matmul_thread_scratch(size_t floats);
 
-// Floats held by the calling thread's buffer (0 before its first use).
-size_t matmul_thread_scratch_floats();
-
 }  // namespace lime::cpu

@@ -214,20 +214,20 @@ TEST_P(matmul_simd, inf_and_nan_in_activations_propagate_like_reference) {
   for (tensor_type t : k_types) {
     // 9: the dequantized strips of batches (AVX2); 50: the lane path (matmul_lanes.h)
     for (int64_t n_cols : {9, 50}) {
-    const int64_t n_rows = 11, k = 96;
-    const std::vector<uint8_t> w = random_weights(t, n_rows, k, 3);
-    std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 4);
-    x[0 * k + 5] = inf;                      // column 0: +inf somewhere
-    x[1 * k + 17] = -inf;                    // column 1: -inf
-    x[2 * k + 40] = nan;                     // column 2: NaN
-    x[3 * k + 3] = inf;                      // column 3: inf - inf in one lane
-    x[3 * k + 19] = -inf;
-    x[4 * k + 95] = 3e38f;                   // column 4: overflow to inf in the fold
-    x[4 * k + 94] = 3e38f;
-    x[4 * k + 79] = 3e38f;
-    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
-    for (int64_t c = 0; c < n_cols; ++c)  // each column alone: the matvec kernels
-      expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data() + c * k, 1, 0, n_rows, true);
+      const int64_t n_rows = 11, k = 96;
+      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 3);
+      std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 4);
+      x[0 * k + 5] = inf;                      // column 0: +inf somewhere
+      x[1 * k + 17] = -inf;                    // column 1: -inf
+      x[2 * k + 40] = nan;                     // column 2: NaN
+      x[3 * k + 3] = inf;                      // column 3: inf - inf in one lane
+      x[3 * k + 19] = -inf;
+      x[4 * k + 95] = 3e38f;                   // column 4: overflow to inf in the fold
+      x[4 * k + 94] = 3e38f;
+      x[4 * k + 79] = 3e38f;
+      expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+      for (int64_t c = 0; c < n_cols; ++c)  // each column alone: the matvec kernels
+        expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data() + c * k, 1, 0, n_rows, true);
     }
   }
 }
@@ -235,17 +235,17 @@ TEST_P(matmul_simd, inf_and_nan_in_activations_propagate_like_reference) {
 TEST_P(matmul_simd, inf_and_nan_in_float_weights_propagate_like_reference) {
   for (tensor_type t : {tensor_type::f32, tensor_type::f16, tensor_type::bf16}) {
     for (auto [k, n_cols] : {std::pair<int64_t, int64_t>{45, 3}, {48, 50}}) {  // 50 columns: the lane path
-    const int64_t n_rows = 9;
-    std::vector<float> wf = random_floats(static_cast<size_t>(n_rows * k), 8);
-    wf[1 * k + 2] = INFINITY;
-    wf[2 * k + 44] = NAN;  // in the K tail (k = 45)
-    wf[3 * k + 3] = -INFINITY;
-    wf[3 * k + 4] = INFINITY;
-    const size_t rb = tensor_row_bytes(t, k);
-    std::vector<uint8_t> w(rb * n_rows);
-    for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(quantize_row(t, &wf[r * k], &w[rb * r], k), kstatus::ok);
-    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 9);
-    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
+      const int64_t n_rows = 9;
+      std::vector<float> wf = random_floats(static_cast<size_t>(n_rows * k), 8);
+      wf[1 * k + 2] = INFINITY;
+      wf[2 * k + 44] = NAN;  // in the K tail (k = 45)
+      wf[3 * k + 3] = -INFINITY;
+      wf[3 * k + 4] = INFINITY;
+      const size_t rb = tensor_row_bytes(t, k);
+      std::vector<uint8_t> w(rb * n_rows);
+      for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(quantize_row(t, &wf[r * k], &w[rb * r], k), kstatus::ok);
+      const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 9);
+      expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
     }
   }
 }
@@ -273,31 +273,31 @@ TEST_P(matmul_simd, rows_are_batch_invariant) {
   for (tensor_type t : k_types) {
     // 64 columns: the lane path on AVX2 (K a multiple of 16: 192, 208), the part tiles at K = 200
     for (int64_t k : is_float(t) ? std::vector<int64_t>{200, 208} : std::vector<int64_t>{192}) {
-    const int64_t n_rows = 30, n_cols = 64;
-    const std::vector<uint8_t> w = random_weights(t, n_rows, k, 21);
-    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 22);
-    {
-      const variant& v = v_;
-      std::vector<float> full(static_cast<size_t>(n_cols * n_rows));
-      ASSERT_EQ(v.fn(make_args(t, w.data(), n_rows, k, x.data(), n_cols, full.data(), 0, n_rows)), kstatus::ok);
-      for (int64_t batch : {1, 7, 64}) {
-        std::vector<float> part(static_cast<size_t>(n_cols * n_rows));
-        for (int64_t c0 = 0; c0 < n_cols; c0 += batch) {
-          const int64_t nc = n_cols - c0 < batch ? n_cols - c0 : batch;
-          // Rows split too, as threads would: two halves.
-          for (auto rr : {std::pair<int64_t, int64_t>{0, 13}, {13, n_rows}}) {
-            std::vector<float> y(static_cast<size_t>(nc * n_rows));
-            ASSERT_EQ(v.fn(make_args(t, w.data(), n_rows, k, &x[c0 * k], nc, y.data(), rr.first, rr.second)),
-                      kstatus::ok);
-            for (int64_t c = 0; c < nc; ++c) {
-              for (int64_t r = rr.first; r < rr.second; ++r) part[(c0 + c) * n_rows + r] = y[c * n_rows + r];
+      const int64_t n_rows = 30, n_cols = 64;
+      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 21);
+      const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 22);
+      {
+        const variant& v = v_;
+        std::vector<float> full(static_cast<size_t>(n_cols * n_rows));
+        ASSERT_EQ(v.fn(make_args(t, w.data(), n_rows, k, x.data(), n_cols, full.data(), 0, n_rows)), kstatus::ok);
+        for (int64_t batch : {1, 7, 64}) {
+          std::vector<float> part(static_cast<size_t>(n_cols * n_rows));
+          for (int64_t c0 = 0; c0 < n_cols; c0 += batch) {
+            const int64_t nc = n_cols - c0 < batch ? n_cols - c0 : batch;
+            // Rows split too, as threads would: two halves.
+            for (auto rr : {std::pair<int64_t, int64_t>{0, 13}, {13, n_rows}}) {
+              std::vector<float> y(static_cast<size_t>(nc * n_rows));
+              ASSERT_EQ(v.fn(make_args(t, w.data(), n_rows, k, &x[c0 * k], nc, y.data(), rr.first, rr.second)),
+                        kstatus::ok);
+              for (int64_t c = 0; c < nc; ++c) {
+                for (int64_t r = rr.first; r < rr.second; ++r) part[(c0 + c) * n_rows + r] = y[c * n_rows + r];
+              }
             }
           }
+          EXPECT_EQ(std::memcmp(full.data(), part.data(), full.size() * sizeof(float)), 0)
+              << v.name << " " << tensor_type_name(t) << " k=" << k << " batch=" << batch;
         }
-        EXPECT_EQ(std::memcmp(full.data(), part.data(), full.size() * sizeof(float)), 0)
-            << v.name << " " << tensor_type_name(t) << " k=" << k << " batch=" << batch;
       }
-    }
     }
   }
 }

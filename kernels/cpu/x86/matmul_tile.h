@@ -381,8 +381,9 @@ template <class V, class F>
 bool run_float_lanes(const matmul_args& a) {
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   const size_t rb = row_bytes<F>(a.k);
-  return lanes::run<V, std::is_same_v<F, fmt_f32<V>>>(a, [&](int64_t r0, int64_t n_rows, float* rows) {
-    if constexpr (std::is_same_v<F, fmt_f32<V>>) {
+  constexpr bool in_place = std::is_same_v<F, fmt_f32<V>>;
+  return lanes::run<V, in_place>(a, [&](int64_t r0, int64_t n_rows, float* rows) {
+    if constexpr (in_place) {
       (void)n_rows;
       (void)rows;
       return reinterpret_cast<const float*>(w + r0 * rb);
