@@ -30,20 +30,57 @@ namespace {
 // Below this many multiply-adds a matmul runs on the calling thread: waking the pool costs more than the work
 // (tiny models). Where rows are split never changes a bit, so this is purely a speed choice.
 constexpr int64_t k_min_parallel_macs = 1 << 18;
+// Batches of this many tokens or more split the per-token work between matmuls (norms, rope, KV stores, SwiGLU,
+// residual adds) across the pool; smaller ones (decode) run it on the calling thread.
+constexpr size_t k_min_parallel_tokens = 32;
 
 // Rows per chunk of a parallel matmul: about 8 chunks per thread, so a thread that runs late (a busy or shared
 // machine) costs little, in multiples of 24 rows (the SIMD kernels' row strips) and at least 48. Batches of 32
-// columns or more take 2 chunks per thread: each call packs all of its activations (the AVX2 lane path,
-// kernels/cpu/x86/matmul_lanes.h), which small chunks would repeat too often.
-int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols) {
-  const int64_t per_thread = n_cols >= 32 ? 2 : 8;
+// columns or more whose activations were not packed up front (packed: a shared x_lanes) take 2 chunks per
+// thread: each call then packs all of its activations itself (the AVX2 lane path, kernels/cpu/x86/matmul_lanes.h),
+// which small chunks would repeat too often.
+int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols, bool packed) {
+  const int64_t per_thread = n_cols >= 32 && !packed ? 2 : 8;
   const int64_t want = (n_rows + per_thread * n_threads - 1) / (per_thread * static_cast<int64_t>(n_threads));
   return std::max<int64_t>(48, (want + 23) / 24 * 24);
 }
 }  // namespace
 
+uint64_t forward_matmul_scratch_bytes(const model_hparams& hp, uint64_t n_rows, int n_threads) {
+  int64_t lanes = 0;  // the largest of the matmul inputs (normed x, attention output, gated FFN)
+  uint64_t thread = 0;
+  for (int64_t k : {hp.n_embd, hp.n_embd_q(), hp.n_ff}) {
+    lanes = std::max(lanes, cpu::matmul_lanes_floats(k, static_cast<int64_t>(n_rows)));
+    thread = std::max(thread, cpu::matmul_thread_buffer_bytes(k));
+  }
+  return static_cast<uint64_t>(lanes) * sizeof(float) + static_cast<uint64_t>(std::max(1, n_threads)) * thread;
+}
+
 void forward_pass::matmul(const weight_view& w, const float* x, size_t n_cols, float* y) {
   matmuls({{&w, y}}, x, n_cols);
+}
+
+void forward_pass::per_token(size_t n, const std::function<void(size_t, size_t)>& fn) {
+  if (n < k_min_parallel_tokens || pool_->n_threads() == 1) {
+    fn(0, n);
+    return;
+  }
+  const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(n) / (4 * pool_->n_threads()));
+  pool_->parallel_for_dynamic(static_cast<int64_t>(n), chunk, [&](int64_t t0, int64_t t1, int) {
+    fn(static_cast<size_t>(t0), static_cast<size_t>(t1));
+  });
+}
+
+const float* forward_pass::pack_lanes(const float* x, int64_t k, size_t n_cols, bool parallel) {
+  const int64_t floats = cpu::matmul_lanes_floats(k, static_cast<int64_t>(n_cols));
+  if (floats == 0) return nullptr;
+  if (x_lanes_.size() < static_cast<size_t>(floats)) x_lanes_.resize(static_cast<size_t>(floats));
+  const int64_t n_panels = (static_cast<int64_t>(n_cols) + 15) / 16;
+  float* dst = x_lanes_.data();
+  auto pack = [&](int64_t p0, int64_t p1, int) { cpu::matmul_pack_lanes(x, k, static_cast<int64_t>(n_cols), p0, p1, dst); };
+  if (parallel) pool_->parallel_for_dynamic(n_panels, 1, pack);
+  else pack(0, n_panels, 0);
+  return dst;
 }
 
 void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* x, size_t n_cols) {
@@ -53,10 +90,13 @@ void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* 
   }
   int64_t macs = 0;
   for (const matmul_out& o : outs) macs += o.w->n_rows * o.w->k * static_cast<int64_t>(n_cols);
-  if (macs < k_min_parallel_macs || pool_->n_threads() == 1) {
+  const bool parallel = macs >= k_min_parallel_macs && pool_->n_threads() > 1;
+  // The matrices share x (and so k): pack it once for all of them and all threads (a speed choice only).
+  const float* xl = pack_lanes(x, outs.begin()->w->k, n_cols, parallel);
+  if (!parallel) {
     for (const matmul_out& o : outs) {
       const weight_view& w = *o.w;
-      cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), o.y, 0, w.n_rows};
+      cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), o.y, 0, w.n_rows, xl};
       cpu::matmul(a);  // the fastest variant; bitwise equal to matmul_ref. Shapes were validated at load.
     }
     return;
@@ -66,7 +106,7 @@ void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* 
   const matmul_out* out[3] = {};
   int n_out = 0;
   for (const matmul_out& o : outs) {
-    chunk[n_out] = matmul_chunk_rows(o.w->n_rows, pool_->n_threads(), n_cols);
+    chunk[n_out] = matmul_chunk_rows(o.w->n_rows, pool_->n_threads(), n_cols, xl != nullptr);
     first[n_out + 1] = first[n_out] + (o.w->n_rows + chunk[n_out] - 1) / chunk[n_out];
     out[n_out++] = &o;
   }
@@ -77,7 +117,7 @@ void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* 
       const weight_view& w = *out[i]->w;
       const int64_t begin = (c - first[i]) * chunk[i];
       const int64_t end = std::min(w.n_rows, begin + chunk[i]);
-      cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), out[i]->y, begin, end};
+      cpu::matmul_args a{w.type, w.data, w.n_rows, w.k, x, static_cast<int64_t>(n_cols), out[i]->y, begin, end, xl};
       cpu::matmul(a);
     }
   });
@@ -133,24 +173,13 @@ result<void> forward_pass::embed(const micro_batch& b) {
   return {};
 }
 
-void forward_pass::attention_block(int32_t layer, const layer_weights& w, const micro_batch& b) {
+void forward_pass::rope_and_store(int32_t kv_layer, const micro_batch& b, size_t t0, size_t t1) {
   const model_hparams& hp = model_->hparams();
-  const size_t n = b.size();
-  const int64_t n_embd = hp.n_embd, n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv();
-  const int32_t kv_layer = layer - range_.lo;
+  const int64_t n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv();
   const tensor_type kv_type = kv_->config().type;
-
-  // --- norm, q/k/v projections, rope
-  for (size_t i = 0; i < n; ++i)
-    cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.attn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
-  matmuls({{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}}, cur_.data(), n);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = t0; i < t1; ++i) {
     cpu::rope_ref(&q_[i * n_q], hp.n_head, hp.head_dim, hp.n_rot, b.pos[i], model_->rope_inv_freq().data(), hp.rope_neox);
     cpu::rope_ref(&k_[i * n_kv], hp.n_head_kv, hp.head_dim, hp.n_rot, b.pos[i], model_->rope_inv_freq().data(), hp.rope_neox);
-  }
-
-  // --- store K/V of every token first, so tokens later in the batch see earlier ones
-  for (size_t i = 0; i < n; ++i) {
     void* kd = kv_->k_row(kv_layer, b.seq[i], b.pos[i]);
     void* vd = kv_->v_row(kv_layer, b.seq[i], b.pos[i]);
     if (kv_type == tensor_type::f32) {
@@ -161,6 +190,31 @@ void forward_pass::attention_block(int32_t layer, const layer_weights& w, const 
       cpu::quantize_row(tensor_type::f16, &v_[i * n_kv], vd, n_kv);
     }
   }
+}
+
+void forward_pass::add_residual(size_t n) {
+  const size_t n_embd = static_cast<size_t>(model_->hparams().n_embd);
+  per_token(n, [&](size_t t0, size_t t1) {
+    for (size_t i = t0 * n_embd; i < t1 * n_embd; ++i) x_[i] = x_[i] + proj_[i];
+  });
+}
+
+void forward_pass::attention_block(int32_t layer, const layer_weights& w, const micro_batch& b) {
+  const model_hparams& hp = model_->hparams();
+  const size_t n = b.size();
+  const int64_t n_embd = hp.n_embd, n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv();
+  const int32_t kv_layer = layer - range_.lo;
+  const tensor_type kv_type = kv_->config().type;
+
+  // --- norm, q/k/v projections, rope
+  per_token(n, [&](size_t t0, size_t t1) {
+    for (size_t i = t0; i < t1; ++i)
+      cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.attn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
+  });
+  matmuls({{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}}, cur_.data(), n);
+  // --- rope, then store K/V of every token before any attention, so tokens later in the batch see earlier ones
+  // (the KV rows were reserved by forward_check_and_reserve: looking them up changes nothing, from any thread)
+  per_token(n, [&](size_t t0, size_t t1) { rope_and_store(kv_layer, b, t0, t1); });
 
   // --- attention per (run of tokens, head). A run is up to k_attn_run tokens of one sequence at consecutive
   // positions (a prompt's tokens): one kernel call reads each chunk of K and V once for all of them. Tokens and
@@ -214,18 +268,23 @@ void forward_pass::attention_block(int32_t layer, const layer_weights& w, const 
 
   // --- output projection + residual
   matmul(w.wo, attn_.data(), n, proj_.data());
-  for (size_t i = 0; i < n * static_cast<size_t>(n_embd); ++i) x_[i] = x_[i] + proj_[i];
+  add_residual(n);
 }
 
 void forward_pass::ffn_block(const layer_weights& w, size_t n) {
   const model_hparams& hp = model_->hparams();
   const int64_t n_embd = hp.n_embd, n_ff = hp.n_ff;
-  for (size_t i = 0; i < n; ++i)
-    cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.ffn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
+  per_token(n, [&](size_t t0, size_t t1) {
+    for (size_t i = t0; i < t1; ++i)
+      cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.ffn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
+  });
   matmuls({{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}}, cur_.data(), n);
-  cpu::swiglu(gate_.data(), up_.data(), gate_.data(), static_cast<int64_t>(n) * n_ff);
+  per_token(n, [&](size_t t0, size_t t1) {  // elementwise: any split gives the same values
+    const size_t o = t0 * static_cast<size_t>(n_ff);
+    cpu::swiglu(&gate_[o], &up_[o], &gate_[o], static_cast<int64_t>(t1 - t0) * n_ff);
+  });
   matmul(w.w_down, gate_.data(), n, proj_.data());
-  for (size_t i = 0; i < n * static_cast<size_t>(n_embd); ++i) x_[i] = x_[i] + proj_[i];
+  add_residual(n);
 }
 
 result<void> forward_pass::output_head(const micro_batch& b, forward_output& out) {

@@ -4,6 +4,7 @@
 // are bitwise the same whatever it is batched with and however the layers are split.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <vector>
 
@@ -63,6 +64,11 @@ class weight_source {
   virtual void release_head(int32_t block) = 0;
 };
 
+// Bytes of the forward pass's matmul scratch for batches of up to n_rows tokens on n_threads threads: one matmul
+// input packed for the batched kernels (cpu::matmul_pack_lanes) and the kernels' per-thread buffers
+// (cpu::matmul_thread_buffer_bytes). Part of the activations term of the memory budgets.
+uint64_t forward_matmul_scratch_bytes(const model_hparams& hp, uint64_t n_rows, int n_threads);
+
 // A forward pass over a layer range on some backend (runtime/backend.h): forward_pass on the CPU, cuda_forward on a
 // GPU. Every engine gives the same bits for the same batch. One thread at a time.
 class forward_engine {
@@ -94,6 +100,12 @@ class forward_pass final : public forward_engine {
   result<void> embed(const micro_batch& batch);
   void attention_block(int32_t layer, const layer_weights& w, const micro_batch& batch);
   void ffn_block(const layer_weights& w, size_t n);
+  // Tokens [t0, t1): rope on q_ and k_, then k_/v_ into the KV rows of layer kv_layer (relative to range_.lo).
+  void rope_and_store(int32_t kv_layer, const micro_batch& batch, size_t t0, size_t t1);
+  void add_residual(size_t n);  // x_ += proj_ over n tokens
+  // fn(t0, t1) over token ranges covering [0, n): on the pool for large batches, else on this thread in one call.
+  // For per-token work only: what a token gets never depends on the split.
+  void per_token(size_t n, const std::function<void(size_t, size_t)>& fn);
   result<void> output_head(const micro_batch& batch, forward_output& out);
   result<void> output_head_streamed(size_t n_out, float* logits);
   void matmul(const weight_view& w, const float* x, size_t n_cols, float* y);
@@ -105,6 +117,9 @@ class forward_pass final : public forward_engine {
     float* y;  // [n_cols, w->n_rows]
   };
   void matmuls(std::initializer_list<matmul_out> outs, const float* x, size_t n_cols);
+  // x [n_cols, k] packed into x_lanes_ for the batched kernels (cpu::matmul_pack_lanes), over the pool when
+  // parallel; nullptr (nothing done) when the kernels in use take no packed activations at this shape.
+  const float* pack_lanes(const float* x, int64_t k, size_t n_cols, bool parallel);
 
   const model* model_;
   layer_range range_;
@@ -121,6 +136,7 @@ class forward_pass final : public forward_engine {
   std::vector<float> proj_;   // [n, n_embd]
   std::vector<float> gate_;   // [n, n_ff]
   std::vector<float> up_;     // [n, n_ff]
+  std::vector<float> x_lanes_;  // [ceil(n / 16) * 16, max k] a matmul input packed lane-major (pack_lanes)
   std::vector<float> head_tmp_;  // [n_out, block rows] one streamed head block's logits before the scatter
   std::vector<float> attn_scratch_;  // [threads, attention_scratch_floats]
   std::vector<std::vector<const void*>> k_tables_, v_tables_;  // [threads] block tables

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "kernels/cpu/attention.h"
+#include "runtime/forward.h"
 
 namespace lime {
 namespace {
@@ -57,7 +58,8 @@ result<mem_budget_split> mem_budget_overhead(const model& m, const mem_budget_co
                                    2 * n_blocks * sizeof(void*));
   const uint64_t batch_arrays = n * (3 * sizeof(int32_t) + 1);  // micro_batch: tokens, pos, seq, want_logits
   const uint64_t logits = 6 * static_cast<uint64_t>(hp.n_vocab) * f;  // forward output + session copy + 4 sampler arrays
-  s.activations = round_up(n * per_token + attn + batch_arrays + logits, page);
+  const uint64_t matmul_scratch = forward_matmul_scratch_bytes(hp, n, cfg.n_threads);
+  s.activations = round_up(n * per_token + attn + batch_arrays + logits + matmul_scratch, page);
 
   // --- kv: every block rounded to pages (each is its own allocation, mapped on its own)
   const uint64_t elem = cfg.kv_type == tensor_type::f32 ? 4 : 2;

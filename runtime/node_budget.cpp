@@ -74,7 +74,7 @@ uint64_t node_budget_activations(const model& m, layer_range r, const node_budge
   const uint64_t per_row = static_cast<uint64_t>(6 * hp.n_embd + 2 * hp.n_embd_q() + 2 * hp.n_embd_kv() + 2 * hp.n_ff) * f;
   const uint64_t attn = static_cast<uint64_t>(std::max(1, cfg.n_threads)) *
                         static_cast<uint64_t>(cpu::attention_scratch_floats(hp.head_dim)) * f;
-  uint64_t a = rows * per_row + attn + rows * (3 * sizeof(int32_t) + 1);
+  uint64_t a = rows * per_row + attn + rows * (3 * sizeof(int32_t) + 1) + forward_matmul_scratch_bytes(hp, rows, cfg.n_threads);
   if (r.hi == hp.n_layer)  // logits of the sampled rows, the eog-masked copy and the sampler's arrays
     a += static_cast<uint64_t>(std::max(1, cfg.n_logit_rows) + 5) * static_cast<uint64_t>(hp.n_vocab) * f;
   return round_up(a, page_bytes());

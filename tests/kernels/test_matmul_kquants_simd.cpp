@@ -148,6 +148,14 @@ TEST_P(kquant_simd, lane_path_row_blocks_equal_reference) {
     const matmul_args base = make_args(type(), w.data(), n_rows, k, x.data(), n_cols, nullptr);
     const int64_t ranges[][2] = {{0, n_rows}, {7, 50}, {47, 97}};
     for (const auto& rg : ranges) expect_same(var(), base, rg[0], rg[1], "n_cols=" + std::to_string(n_cols));
+    // The same with x packed once by the caller (matmul_args::x_lanes: the forward pass's shared packing).
+    if (isa_best() != isa::avx2 || std::string(var().name) != "avx2") continue;
+    std::vector<float> xl(static_cast<size_t>(matmul_lanes_floats(k, n_cols)));
+    ASSERT_FALSE(xl.empty());
+    ASSERT_EQ(matmul_pack_lanes(x.data(), k, n_cols, 0, (n_cols + 15) / 16, xl.data()), kstatus::ok);
+    matmul_args packed = base;
+    packed.x_lanes = xl.data();
+    for (const auto& rg : ranges) expect_same(var(), packed, rg[0], rg[1], "packed n_cols=" + std::to_string(n_cols));
   }
 }
 

@@ -328,6 +328,87 @@ TEST_P(matmul_simd, lane_path_blocks_and_tails_equal_reference) {
   }
 }
 
+// x packed once (matmul_args::x_lanes), as the forward pass hands it to every matmul over one input and to every
+// thread's row range. The variants that pack (the AVX2 lane path and its emulated shape) read it: the reference's
+// bits from a packing split over panel ranges, and different bits from a corrupted one. The others ignore it.
+TEST_P(matmul_simd, packed_activations_equal_reference) {
+  const bool emu = v_.name == "emu_avx2_shape";
+  const bool packs = emu || (v_.name == "avx2" && isa_best() == isa::avx2);
+  auto pack = [&](const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* xl) {
+    if (emu) lanes::pack_panels<emu_avx2_shape>(x, k, n_cols, p0, p1, xl);
+    else ASSERT_EQ(matmul_pack_lanes(x, k, n_cols, p0, p1, xl), kstatus::ok);
+  };
+  struct shape {
+    tensor_type t;
+    int64_t rows, k, cols;
+  };
+  std::vector<shape> shapes;
+  for (tensor_type t : k_types) {
+    for (int64_t k : {32, 256}) shapes.push_back({t, 100, k, 48});
+    shapes.push_back({t, 53, 64, 80});
+    if (is_float(t)) shapes.push_back({t, 30, 48, 50});
+  }
+  shapes.push_back({tensor_type::f32, 13, 4096, 136});  // two column blocks of packed panels
+  shapes.push_back({tensor_type::q4_0, 13, 4096, 136});
+  for (const shape& s : shapes) {
+    const std::vector<uint8_t> w = random_weights(s.t, s.rows, s.k, 51 + static_cast<uint32_t>(s.k));
+    const std::vector<float> x = random_floats(static_cast<size_t>(s.cols * s.k), 52 + static_cast<uint32_t>(s.k));
+    const int64_t n_panels = (s.cols + 15) / 16;
+    const size_t floats = static_cast<size_t>(n_panels * 16 * s.k);
+    std::vector<float> xl(floats, std::nanf("")), whole(floats, std::nanf(""));
+    if (packs) {
+      if (!emu) ASSERT_EQ(matmul_lanes_floats(s.k, s.cols), static_cast<int64_t>(floats));
+      pack(x.data(), s.k, s.cols, 0, n_panels / 2, xl.data());
+      pack(x.data(), s.k, s.cols, n_panels / 2, n_panels, xl.data());
+      pack(x.data(), s.k, s.cols, 0, n_panels, whole.data());
+      ASSERT_EQ(std::memcmp(xl.data(), whole.data(), floats * sizeof(float)), 0) << "k=" << s.k;
+    }
+    const std::string what = v_.name + " " + tensor_type_name(s.t) + " k=" + std::to_string(s.k);
+    std::vector<float> want(static_cast<size_t>(s.cols * s.rows), k_sentinel);
+    ASSERT_EQ(matmul_ref(make_args(s.t, w.data(), s.rows, s.k, x.data(), s.cols, want.data(), 0, s.rows)), kstatus::ok);
+    for (auto rr : {std::pair<int64_t, int64_t>{0, s.rows}, {5, s.rows - 3}}) {
+      std::vector<float> ref_part(want.size(), k_sentinel), got(want.size(), k_sentinel);
+      ASSERT_EQ(matmul_ref(make_args(s.t, w.data(), s.rows, s.k, x.data(), s.cols, ref_part.data(), rr.first, rr.second)),
+                kstatus::ok);
+      matmul_args a = make_args(s.t, w.data(), s.rows, s.k, x.data(), s.cols, got.data(), rr.first, rr.second);
+      a.x_lanes = xl.data();
+      ASSERT_EQ(v_.fn(a), kstatus::ok);
+      ASSERT_EQ(std::memcmp(ref_part.data(), got.data(), got.size() * sizeof(float)), 0) << what;
+    }
+    if (!packs) continue;
+    // One packed element changed (column 0, element k - 1: the last step of lane 15): y must change.
+    std::vector<float> bad = xl, got(want.size(), k_sentinel);
+    bad[static_cast<size_t>(15 * (s.k / 16) * 16 + (s.k / 16 - 1) * 16)] += 1.0f;
+    matmul_args a = make_args(s.t, w.data(), s.rows, s.k, x.data(), s.cols, got.data(), 0, s.rows);
+    a.x_lanes = bad.data();
+    ASSERT_EQ(v_.fn(a), kstatus::ok);
+    EXPECT_NE(std::memcmp(want.data(), got.data(), got.size() * sizeof(float)), 0) << what << ": x_lanes was not read";
+  }
+}
+
+TEST(matmul_pack_lanes, sizes_and_argument_checks) {
+  const std::vector<float> x(64 * 48, 1.f);
+  std::vector<float> xl(64 * 48);
+  if (isa_best() != isa::avx2) {  // only the AVX2 lane path takes packed activations
+    EXPECT_EQ(matmul_lanes_floats(64, 48), 0);
+    EXPECT_EQ(matmul_pack_lanes(x.data(), 64, 48, 0, 3, xl.data()), kstatus::bad_argument);
+    return;
+  }
+  EXPECT_EQ(matmul_lanes_floats(64, 48), 48 * 64);
+  EXPECT_EQ(matmul_lanes_floats(64, 50), 64 * 64);       // the last panel padded to 16 columns
+  EXPECT_EQ(matmul_lanes_floats(64, 47), 0);             // too few columns for the lane path at this K
+  EXPECT_EQ(matmul_lanes_floats(2048, 32), 32 * 2048);   // at K >= 1536 from 32 columns
+  EXPECT_EQ(matmul_lanes_floats(72, 64), 0);             // K not a multiple of 16
+  EXPECT_EQ(matmul_lanes_floats(0, 64), 0);
+  EXPECT_EQ(matmul_pack_lanes(x.data(), 64, 48, 0, 3, xl.data()), kstatus::ok);
+  EXPECT_EQ(matmul_pack_lanes(x.data(), 64, 48, 2, 4, xl.data()), kstatus::bad_argument);  // past the last panel
+  EXPECT_EQ(matmul_pack_lanes(x.data(), 64, 48, 2, 1, xl.data()), kstatus::bad_argument);
+  EXPECT_EQ(matmul_pack_lanes(x.data(), 64, 48, -1, 1, xl.data()), kstatus::bad_argument);
+  EXPECT_EQ(matmul_pack_lanes(nullptr, 64, 48, 0, 3, xl.data()), kstatus::bad_argument);
+  EXPECT_EQ(matmul_pack_lanes(x.data(), 64, 48, 0, 3, nullptr), kstatus::bad_argument);
+  EXPECT_EQ(matmul_pack_lanes(x.data(), 72, 48, 0, 3, xl.data()), kstatus::bad_argument);
+}
+
 TEST_P(matmul_simd, empty_shapes_match_reference) {
   const std::vector<uint8_t> w = random_weights(tensor_type::q8_0, 3, 32, 1);
   const std::vector<float> x(64, 1.f);

@@ -72,6 +72,17 @@ void pack_x(const plan& pl, const float* x, int64_t n, float* xp) {
   }
 }
 
+// Panels [p0, p1) of x [n_cols, k] (16 columns each, the last one padded with zeros) -> xl, panel p at
+// xl + p * 16 * k as pack_x lays it out: the layout matmul_args::x_lanes holds (matmul_pack_lanes).
+template <class V>
+void pack_panels(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* xl) {
+  const plan pl(k, n_cols);
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t c = p * k_cols;
+    pack_x<V>(pl, x + c * k, n_cols - c < k_cols ? n_cols - c : k_cols, xl + p * pl.x_panel);
+  }
+}
+
 // Rows [0, n) of rows (n <= 6, row stride k floats) -> wp [lane][i][6] (rows past n hold copies of row 0).
 template <class V>
 void pack_w(const plan& pl, const float* rows, int64_t n, float* wp) {
@@ -173,25 +184,28 @@ void fold_to_y(const float (*park)[k_max_block_rows][k_cols], int64_t n_rows, in
 // All of a, if its shape suits the lane path (K a multiple of 16, a batch of at least min_cols(k)) and the
 // thread buffer could be had; false (nothing written) otherwise. rows(r0, n, scratch) returns rows [r0, r0 + n)
 // of the weights as fp32 [n, k]: a pointer into the weights (f32: InPlace, no scratch) or into scratch, written
-// there. Thread buffer: at most ~2 MiB of packed activations + 256 KiB of packed weights + 48 rows of scratch.
+// there. Thread buffer: at most ~2 MiB of packed activations (none when the caller packed them: a.x_lanes) +
+// 256 KiB of packed weights + 48 rows of scratch.
 template <class V, bool InPlace, class Rows>
 bool run(const matmul_args& a, Rows&& rows) {
   static_assert(V::parts == 2, "the lane path is built on 8-lane parts");
   if (a.k <= 0 || a.k % 16 != 0 || a.n_cols < min_cols(a.k)) return false;
   const plan pl(a.k, a.n_cols);
-  float* buf = matmul_thread_scratch(pl.x_floats() + pl.w_floats() + (InPlace ? 0 : pl.rows_floats()));
+  const bool packed = a.x_lanes != nullptr;
+  const size_t x_floats = packed ? 0 : pl.x_floats();
+  float* buf = matmul_thread_scratch(x_floats + pl.w_floats() + (InPlace ? 0 : pl.rows_floats()));
   if (!buf) return false;
-  float* xp = buf;
-  float* wp = xp + pl.x_floats();
+  float* wp = buf + x_floats;
   float* scratch = wp + pl.w_floats();
   alignas(64) float park[8][k_max_block_rows][k_cols];  // lanes l + l + 8 of each (row, column) of a tile pass
 
   for (int64_t c0 = 0; c0 < a.n_cols; c0 += pl.block_cols) {
     const int64_t c1 = a.n_cols - c0 < pl.block_cols ? a.n_cols : c0 + pl.block_cols;
     const int64_t n_panels = (c1 - c0 + k_cols - 1) / k_cols;
-    for (int64_t p = 0; p < n_panels; ++p) {
+    const float* xp = packed ? a.x_lanes + c0 / k_cols * pl.x_panel : buf;
+    for (int64_t p = 0; p < n_panels && !packed; ++p) {
       const int64_t c = c0 + p * k_cols;
-      pack_x<V>(pl, a.x + c * a.k, c1 - c < k_cols ? c1 - c : k_cols, xp + p * pl.x_panel);
+      pack_x<V>(pl, a.x + c * a.k, c1 - c < k_cols ? c1 - c : k_cols, buf + p * pl.x_panel);
     }
     for (int64_t r0 = a.row_begin; r0 < a.row_end; r0 += pl.block_rows) {
       const int64_t n_rows = a.row_end - r0 < pl.block_rows ? a.row_end - r0 : pl.block_rows;
