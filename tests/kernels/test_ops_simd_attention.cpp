@@ -176,7 +176,8 @@ TEST_P(attention_simd, attention_matches_reference_over_shapes) {
       }
     }
   }
-  for (int32_t hd : {1, 17, 40, 80, 100, 256, 2100}) {  // all tails of 16 lanes and 64-wide V blocks; O > 2048
+  // All tails of 16 lanes and 64-wide V blocks; O > 2048; V rows staged one per pass (2100) and not staged (4100).
+  for (int32_t hd : {1, 17, 40, 80, 100, 256, 2100, 4100}) {
     attn_case c;
     c.head_dim = hd;
     c.n_head = 4;

@@ -131,12 +131,26 @@ void scores(const attention_args& a, const joint& g) {
   }
 }
 
+// The V rows of one pass staged contiguously in fp32 (f16 converted exactly): row i0 + r at rows + r * stride.
+// Rows of a kv head are a whole KV row apart in the cache (n_head_kv * head_dim floats: 3 KiB at stories110M's
+// shape), which maps a pass's rows onto a few L1 sets; staged, every item re-reads them from L1.
+struct staged_rows {
+  const float* rows;
+  int64_t stride;
+  const float* next() {
+    const float* r = rows;
+    rows += stride;
+    return r;
+  }
+};
+constexpr int64_t k_stage_floats = 4096;  // 16 KiB: 32 rows of head_dim 128, 16 of 256
+
 // Carries the sequential fma(e_i, v_i[d], o[d]) of positions [i0, i0 + cnt) on from the values in o (from 0 when
-// i0 == 0) for d in [d0, d0 + 16*NV) (of the last vector only its first `last` lanes), in registers.
-// SumL: also carries l = l + e_i on (hidden under the fmas).
-template <class V, class T, int NV, bool Tail, bool SumL>
-void weigh_rows(const attention_args& a, const joint& g, const float* e, int32_t i0, int32_t cnt, int32_t d0,
-                int last, float* o, float* l) {
+// i0 == 0) for d in [d0, d0 + 16*NV) (of the last vector only its first `last` lanes), in registers, reading the
+// rows from src (a row_cursor<T> at position j0 + i0, or staged_rows with T = float). SumL: also carries
+// l = l + e_i on (hidden under the fmas).
+template <class V, class T, int NV, bool Tail, bool SumL, class Src>
+void weigh_rows(Src v, const float* e, int32_t i0, int32_t cnt, int32_t d0, int last, float* o, float* l) {
   using f = typename V::f;
   f acc[NV];
   float* od = o + d0;
@@ -145,7 +159,6 @@ void weigh_rows(const attention_args& a, const joint& g, const float* e, int32_t
     acc[t] = i0 == 0 ? V::zero() : part ? V::load_n(od + 16 * t, last) : V::load(od + 16 * t);
   }
   float l_c = (SumL && i0 != 0) ? *l : 0.0f;  // l may be null when SumL is false
-  row_cursor<T> v(a, a.v_blocks, g.j0 + i0, g.kvh);
   for (int32_t i = i0; i < i0 + cnt; ++i) {
     const T* vr = v.next() + d0;
     const f ei = V::set1(e[i]);
@@ -163,22 +176,34 @@ void weigh_rows(const attention_args& a, const joint& g, const float* e, int32_t
   if (SumL) *l = l_c;
 }
 
-template <class V, class T, int NV>
-void weigh_rows_nv(const attention_args& a, const joint& g, const float* e, int32_t i0, int32_t cnt, int32_t d0,
-                   int nv, int last, float* o, float* l) {
+template <class V, class T, int NV, class Src>
+void weigh_rows_nv(Src v, const float* e, int32_t i0, int32_t cnt, int32_t d0, int nv, int last, float* o, float* l) {
   if constexpr (NV > 1) {
-    if (nv < NV) return weigh_rows_nv<V, T, NV - 1>(a, g, e, i0, cnt, d0, nv, last, o, l);
+    if (nv < NV) return weigh_rows_nv<V, T, NV - 1>(v, e, i0, cnt, d0, nv, last, o, l);
   }
   if (last == 16) {
     if (l) {
-      weigh_rows<V, T, NV, false, true>(a, g, e, i0, cnt, d0, last, o, l);
+      weigh_rows<V, T, NV, false, true>(v, e, i0, cnt, d0, last, o, l);
     } else {
-      weigh_rows<V, T, NV, false, false>(a, g, e, i0, cnt, d0, last, o, l);
+      weigh_rows<V, T, NV, false, false>(v, e, i0, cnt, d0, last, o, l);
     }
   } else if (l) {
-    weigh_rows<V, T, NV, true, true>(a, g, e, i0, cnt, d0, last, o, l);
+    weigh_rows<V, T, NV, true, true>(v, e, i0, cnt, d0, last, o, l);
   } else {
-    weigh_rows<V, T, NV, true, false>(a, g, e, i0, cnt, d0, last, o, l);
+    weigh_rows<V, T, NV, true, false>(v, e, i0, cnt, d0, last, o, l);
+  }
+}
+
+// Rows [i0, i0 + cnt) of the chunk's V for kv head g.kvh -> out [cnt][head_dim] fp32 (f16: exact conversion).
+template <class V, class T>
+void stage_rows(const attention_args& a, const joint& g, int32_t i0, int32_t cnt, float* out) {
+  const int32_t hd = a.head_dim;
+  row_cursor<T> v(a, a.v_blocks, g.j0 + i0, g.kvh);
+  for (int32_t r = 0; r < cnt; ++r, out += hd) {
+    const T* src = v.next();
+    int32_t d = 0;
+    for (; d + 16 <= hd; d += 16) V::store(out + d, ld<V>(src + d));
+    if (d < hd) V::store_n(out + d, ld_n<V>(src + d, hd - d), hd - d);
   }
 }
 
@@ -244,17 +269,28 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
   // V in blocks of up to V::weigh_vectors vectors (enough independent fma chains to hide the fma latency: each
   // accumulator's chain runs through every position in order), k_rows_per_pass rows at a time for every item.
   const int32_t hd = a.head_dim, width = 16 * V::weigh_vectors;
-  for (int32_t i0 = 0; i0 < g.n; i0 += k_rows_per_pass) {
+  const bool staged = hd <= k_stage_floats;
+  const int32_t per_pass = staged && k_stage_floats / hd < k_rows_per_pass ? static_cast<int32_t>(k_stage_floats / hd)
+                                                                          : k_rows_per_pass;
+  alignas(64) float stage[k_stage_floats];
+  for (int32_t i0 = 0; i0 < g.n; i0 += per_pass) {
+    if (staged) stage_rows<V, T>(a, g, i0, g.n - i0 < per_pass ? g.n - i0 : per_pass, stage);
     for (int32_t h = 0; h < g.ni; ++h) {
       const int32_t left_rows = g.seen(h) - i0;
       if (left_rows <= 0) continue;
-      const int32_t cnt = left_rows < k_rows_per_pass ? left_rows : k_rows_per_pass;
+      const int32_t cnt = left_rows < per_pass ? left_rows : per_pass;
       for (int32_t d0 = 0; d0 < hd; d0 += width) {
         const int32_t left = hd - d0;
         const int nv = left >= width ? V::weigh_vectors : (left + 15) / 16;
         const int last = left >= width ? 16 : left - 16 * (nv - 1);
-        weigh_rows_nv<V, T, V::weigh_vectors>(a, g, g.s + h * k_attn_chunk, i0, cnt, d0, nv, last, g.o[h],
-                                              d0 == 0 ? &cs[h].l : nullptr);
+        float* l = d0 == 0 ? &cs[h].l : nullptr;
+        const float* e = g.s + h * k_attn_chunk;
+        if (staged) {
+          weigh_rows_nv<V, float, V::weigh_vectors>(staged_rows{stage, hd}, e, i0, cnt, d0, nv, last, g.o[h], l);
+        } else {
+          weigh_rows_nv<V, T, V::weigh_vectors>(row_cursor<T>(a, a.v_blocks, g.j0 + i0, g.kvh), e, i0, cnt, d0, nv,
+                                                last, g.o[h], l);
+        }
       }
     }
   }
