@@ -87,8 +87,9 @@ struct bench_generate_options {
   backend_options backend;           // cpu (default) or cuda (runtime/backend.h)
 };
 // Prints llama-bench's markdown table (model | size | params | backend | threads | test | t/s) with the median of
-// `reps` runs ± the standard deviation, each run on a fresh KV cache, then the weight bytes read per generated
-// token and the tg figure as a % of the bandwidth roofline (CPU; with cuda the device and its weight plan instead).
+// `reps` runs ± the standard deviation, each run on a fresh KV cache; then (CPU) each pp figure as a % of the
+// measured FMA peak (flops of the layer matmuls and of attention per prompt token), the weight bytes read per
+// generated token and the tg figure as a % of the bandwidth roofline (with cuda the device and its weight plan instead).
 // Errors: those of model::load and session.
 status bench_generate(const bench_generate_options& o, FILE* out);
 

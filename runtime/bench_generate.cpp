@@ -142,11 +142,31 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
                  static_cast<double>(s->device().peak()) / (1024.0 * 1024.0));
     return {};
   }
+  const machine_roofline roof = bench_measure_roofline(s->n_threads(), o.bw_buffer_bytes);
+  // Prompt processing against the FMA peak: flops per prompt token of the layer matmuls (2 per weight) and of
+  // attention (q.k and the weighted sum of V: 4 * head_dim per head and visible position, on average (p + 1) / 2
+  // positions in a p-token prompt). The head runs for the last token only and is left out.
+  uint64_t n_layer_weights = 0;
+  for (int32_t l = 0; l < hp.n_layer; ++l) {
+    const layer_weights& lw = m.layer(l);
+    for (const weight_view* w : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
+      n_layer_weights += static_cast<uint64_t>(w->n_rows) * static_cast<uint64_t>(w->k);
+  }
+  for (size_t i = 0; i < o.n_prompt.size(); ++i) {
+    const double p = o.n_prompt[i];
+    const double mm = 2.0 * static_cast<double>(n_layer_weights);
+    const double att = 4.0 * hp.head_dim * hp.n_head * hp.n_layer * (p + 1) / 2;
+    const double ts = median(results[i].ts), gflops = ts * (mm + att) * 1e-9;
+    std::fprintf(out, "\npp%d: %.1f MFLOP of layer matmuls + %.1f MFLOP of attention per token; %.2f t/s = %.1f GFLOP/s = "
+                 "%.1f%% of the FMA peak (%.1f GFLOP/s, %d threads; matmuls alone %.1f%%)",
+                 o.n_prompt[i], mm * 1e-6, att * 1e-6, ts, gflops, 100.0 * gflops / roof.fma_all, roof.fma_all,
+                 roof.n_threads, 100.0 * ts * mm * 1e-9 / roof.fma_all);
+  }
+  if (!o.n_prompt.empty()) std::fprintf(out, "\n");
   if (o.n_gen > 0) {
     // Bytes one decoded token reads: every layer's weights, the final norm and the head, plus one embedding row.
     const weight_view& e = m.tok_embd();
     const uint64_t per_token = m.weight_bytes() - (m.tied_embeddings() ? 0 : e.n_bytes) + e.n_bytes / static_cast<uint64_t>(e.n_rows);
-    const machine_roofline roof = bench_measure_roofline(s->n_threads(), o.bw_buffer_bytes);
     const double roof_ts = roof.bw_all * 1e9 / static_cast<double>(per_token);
     const double tg = median(results.back().ts);
     std::fprintf(out, "\ntg: %.2f MiB of weights read per token; read bandwidth %.1f GB/s (%d threads) -> roofline %.2f t/s; "
