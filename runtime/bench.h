@@ -62,8 +62,9 @@ struct bench_kernels_options {
 };
 // Prints the roofline, then `op | type | shape | threads | ms | GB/s | GFLOP/s | % of roofline | % of FMA peak`
 // rows: matvec of each shape's attn_q, ffn_up, ffn_down and output matrices (1 thread and all threads; roofline =
-// measured bandwidth of that many threads), and matmul of the `matmuls` matrices at each batch (all threads;
-// roofline time = max(bytes / bandwidth, flops / FMA peak)).
+// measured bandwidth of that many threads), and matmul of the `matmuls` matrices at each batch (all threads, the
+// activations packed once for all of them first where the kernels take that, as in the forward pass; roofline
+// time = max(bytes / bandwidth, flops / FMA peak)).
 // Errors: invalid_argument (unknown shape or matrix name, a type lime cannot compute or a shape its blocks do not
 // divide).
 status bench_kernels(const bench_kernels_options& o, FILE* out);

@@ -36,12 +36,20 @@ bool make_weights(tensor_type t, int64_t k, int64_t rows, thread_pool& pool, uin
   return ok.load();
 }
 
-// y[n_cols, rows] = x[n_cols, k] * W^T, output rows split over the pool.
+// y[n_cols, rows] = x[n_cols, k] * W^T, output rows split over the pool, with x packed once for every thread
+// first where the kernels take it (as the forward pass does; the packing is part of the time). x_lanes: scratch.
 bool run_matmul(thread_pool& pool, tensor_type t, const uint8_t* w, int64_t rows, int64_t k, const float* x,
-                int64_t n_cols, float* y) {
+                int64_t n_cols, float* y, std::vector<float>& x_lanes) {
+  const int64_t lanes = cpu::matmul_lanes_floats(k, n_cols);
+  if (lanes > 0) {
+    if (x_lanes.size() < static_cast<size_t>(lanes)) x_lanes.resize(static_cast<size_t>(lanes));
+    pool.parallel_for((n_cols + 15) / 16, [&](int64_t p0, int64_t p1, int) {
+      cpu::matmul_pack_lanes(x, k, n_cols, p0, p1, x_lanes.data());
+    });
+  }
   std::atomic<bool> ok{true};
   pool.parallel_for(rows, [&](int64_t b, int64_t e, int) {
-    cpu::matmul_args a{t, w, rows, k, x, n_cols, y, b, e};
+    cpu::matmul_args a{t, w, rows, k, x, n_cols, y, b, e, lanes > 0 ? x_lanes.data() : nullptr};
     if (cpu::matmul(a) != kstatus::ok) ok = false;
   });
   return ok.load();
@@ -73,9 +81,11 @@ row_out bench_matvec(thread_pool& pool, tensor_type t, const bench_matrix& m, co
                      int64_t copies, const float* x, float* y, double bw) {
   const uint64_t bytes = tensor_row_bytes(t, m.k) * static_cast<uint64_t>(m.rows);
   double best = 1e30, spent = 0;
+  std::vector<float> x_lanes;  // one column: never packed
   for (int sweep = 0; sweep < 5 && (sweep == 0 || spent < 0.3); ++sweep) {
     const double t0 = now_s();
-    for (int64_t c = 0; c < copies; ++c) run_matmul(pool, t, w + static_cast<uint64_t>(c) * stride, m.rows, m.k, x, 1, y);
+    for (int64_t c = 0; c < copies; ++c)
+      run_matmul(pool, t, w + static_cast<uint64_t>(c) * stride, m.rows, m.k, x, 1, y, x_lanes);
     const double dt = now_s() - t0;
     spent += dt;
     best = std::min(best, dt / static_cast<double>(copies));
@@ -167,9 +177,10 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
           const double flops = flop_per_row * static_cast<double>(rows);
           const double wbytes = static_cast<double>(tensor_row_bytes(t, m.k)) * static_cast<double>(rows);
           double best = 1e30, spent = 0;
+          std::vector<float> x_lanes;
           for (int rep = 0; rep < 5 && (rep < 2 || spent < 0.5); ++rep) {
             const double t0 = now_s();
-            run_matmul(all, t, w.data(), rows, m.k, x.data(), b, y.data());
+            run_matmul(all, t, w.data(), rows, m.k, x.data(), b, y.data(), x_lanes);
             const double dt = now_s() - t0;
             spent += dt;
             best = std::min(best, dt);
