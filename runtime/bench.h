@@ -68,6 +68,17 @@ struct bench_kernels_options {
 // Errors: invalid_argument (unknown shape or matrix name, a type lime cannot compute or a shape its blocks do not
 // divide).
 status bench_kernels(const bench_kernels_options& o, FILE* out);
+// Attention rows of bench_kernels (bench_attention.cpp): cpu::attention at shape s's heads over an f32 paged KV
+// cache on `pool`: a prompt of n_prompt tokens in runs of 16 x heads (as the forward pass calls it; GFLOP/s against
+// the FMA peak) and one decoded token over n_ctx positions, heads split (GB/s of K and V against the bandwidth).
+struct bench_attention_row {
+  std::string op;
+  int threads = 1;
+  double ms = 0, gbs = 0, gflops = 0, roof_pct = 0, fma_pct = 0;
+};
+std::vector<bench_attention_row> bench_attention(const model_shape& s, thread_pool& pool, const machine_roofline& roof,
+                                                 int32_t n_prompt, int32_t n_ctx);
+
 // The same on the GPU (bench_kernels_cuda.cpp, in builds with LIME_HAVE_CUDA only): device-to-device copy bandwidth
 // (bw_buffer_bytes), then `op | type | shape | ms | GB/s | GFLOP/s | % of D2D` rows: cuda::matvec of each shape's
 // matrices (weights cycling through stream_bytes of copies), cuda::matmul and cuBLAS matmul_fast of ffn_up at each

@@ -63,14 +63,14 @@ struct row_out {
 };
 
 void print_header(FILE* out) {
-  std::fprintf(out, "\n| op          | type | shape                                      | threads |        ms |    GB/s |  GFLOP/s | %% of roofline | %% of FMA peak |\n");
-  std::fprintf(out, "| ----------- | ---- | ------------------------------------------ | ------: | --------: | ------: | -------: | ------------: | ------------: |\n");
+  std::fprintf(out, "\n| op                | type | shape                                      | threads |        ms |    GB/s |  GFLOP/s | %% of roofline | %% of FMA peak |\n");
+  std::fprintf(out, "| ----------------- | ---- | ------------------------------------------ | ------: | --------: | ------: | -------: | ------------: | ------------: |\n");
 }
 
 void print_row(const row_out& r, FILE* out) {
   char fma[32] = "-";
   if (r.fma_pct >= 0) std::snprintf(fma, sizeof(fma), "%.1f%%", r.fma_pct);
-  std::fprintf(out, "| %-11s | %-4s | %-42s | %7d | %9.3f | %7.2f | %8.2f | %12.1f%% | %13s |\n", r.op.c_str(),
+  std::fprintf(out, "| %-17s | %-4s | %-42s | %7d | %9.3f | %7.2f | %8.2f | %12.1f%% | %13s |\n", r.op.c_str(),
                r.type.c_str(), r.shape.c_str(), r.threads, r.ms, r.gbs, r.gflops, r.pct, fma);
   std::fflush(out);
 }
@@ -144,7 +144,7 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
       for (const bench_matrix& m : mats) {
         const std::string shape = s.name + " " + m.name + " " + std::to_string(m.rows) + "x" + std::to_string(m.k);
         if (m.k % be != 0) {
-          std::fprintf(out, "| matvec      | %-4s | %-42s | skipped: k %% %lld != 0 |\n", tensor_type_name(t), shape.c_str(),
+          std::fprintf(out, "| matvec            | %-4s | %-42s | skipped: k %% %lld != 0 |\n", tensor_type_name(t), shape.c_str(),
                        static_cast<long long>(be));
           continue;
         }
@@ -198,6 +198,23 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
           r.fma_pct = 100.0 * r.gflops / roof.fma_all;
           print_row(r, out);
         }
+      }
+    }
+    for (thread_pool* p : {&one, &all}) {
+      if (p == &all && all.n_threads() == 1) break;
+      for (const bench_attention_row& a : bench_attention(s, *p, roof, 512, 4096)) {
+        row_out r;
+        r.op = a.op;
+        r.type = "f32";
+        r.shape = s.name + " " + std::to_string(s.n_head) + "/" + std::to_string(s.n_head_kv) + " heads x " +
+                  std::to_string(s.head_dim());
+        r.threads = a.threads;
+        r.ms = a.ms;
+        r.gbs = a.gbs;
+        r.gflops = a.gflops;
+        r.pct = a.roof_pct;
+        r.fma_pct = a.fma_pct;
+        print_row(r, out);
       }
     }
   }

@@ -133,7 +133,8 @@ void scores(const attention_args& a, const joint& g) {
 
 // The V rows of one pass staged contiguously in fp32 (f16 converted exactly): row i0 + r at rows + r * stride.
 // Rows of a kv head are a whole KV row apart in the cache (n_head_kv * head_dim floats: 3 KiB at stories110M's
-// shape), which maps a pass's rows onto a few L1 sets; staged, every item re-reads them from L1.
+// shape), which maps a pass's rows onto a few L1 sets; staged, every item re-reads them from L1. A single item
+// reads them once, in place.
 struct staged_rows {
   const float* rows;
   int64_t stride;
@@ -269,7 +270,7 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
   // V in blocks of up to V::weigh_vectors vectors (enough independent fma chains to hide the fma latency: each
   // accumulator's chain runs through every position in order), k_rows_per_pass rows at a time for every item.
   const int32_t hd = a.head_dim, width = 16 * V::weigh_vectors;
-  const bool staged = hd <= k_stage_floats;
+  const bool staged = g.ni > 1 && hd <= k_stage_floats;  // one item (decode without GQA): read in place, no copy
   const int32_t per_pass = staged && k_stage_floats / hd < k_rows_per_pass ? static_cast<int32_t>(k_stage_floats / hd)
                                                                           : k_rows_per_pass;
   alignas(64) float stage[k_stage_floats];
