@@ -2,7 +2,9 @@
 // down to the minimum equal to the unconstrained run (tokens and logits checksum; f32 and q4_0, sampled), a budget
 // below the minimum refused with the smallest one that works, and a long context generated to the limit.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -145,10 +147,15 @@ TEST(mem_budget, process_memory_reads_proc_status) {
   if (pm.rss == 0) GTEST_SKIP() << "no /proc/self/status";
   EXPECT_GE(pm.peak_rss, pm.rss);
   EXPECT_GT(pm.rss_anon + pm.rss_file, 0u);
-  // Touching 16 MiB raises the resident set and the peak by about that much.
-  std::vector<uint8_t> touch(16u << 20, 1);
+  // Touching 16 MiB of fresh pages raises the resident set and the peak by about that much. A mapping of its own,
+  // not the heap: memory earlier tests of this process freed may still be resident and would be reused.
+  const size_t bytes = 16u << 20;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  std::memset(p, 1, bytes);
   const process_memory after = process_memory_read();
-  EXPECT_GE(after.peak_rss, pm.rss + (12u << 20)) << static_cast<int>(touch[touch.size() / 2]);
+  EXPECT_GE(after.peak_rss, pm.rss + (12u << 20)) << static_cast<int>(static_cast<uint8_t*>(p)[bytes / 2]);
+  munmap(p, bytes);
 }
 
 TEST(session_budget, every_budget_gives_the_unconstrained_tokens_and_checksum) {
