@@ -35,12 +35,10 @@ constexpr int64_t k_min_parallel_macs = 1 << 18;
 constexpr size_t k_min_parallel_tokens = 32;
 
 // Rows per chunk of a parallel matmul: about 8 chunks per thread, so a thread that runs late (a busy or shared
-// machine) costs little, in multiples of 24 rows (the SIMD kernels' row strips) and at least 48. Batches of 32
-// columns or more whose activations were not packed up front (packed: a shared x_lanes) take 2 chunks per
-// thread: each call then packs all of its activations itself (the AVX2 lane path, kernels/cpu/x86/matmul_lanes.h),
-// which small chunks would repeat too often.
-int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols, bool packed) {
-  const int64_t per_thread = n_cols >= 32 && !packed ? 2 : 8;
+// machine) costs little, in multiples of 24 rows (the SIMD kernels' row strips) and at least 48. Chunks never
+// repeat work: the batched kernels' packed activations are made once per input (pack_lanes).
+int64_t matmul_chunk_rows(int64_t n_rows, int n_threads) {
+  const int64_t per_thread = 8;
   const int64_t want = (n_rows + per_thread * n_threads - 1) / (per_thread * static_cast<int64_t>(n_threads));
   return std::max<int64_t>(48, (want + 23) / 24 * 24);
 }
@@ -106,7 +104,7 @@ void forward_pass::matmuls(std::initializer_list<matmul_out> outs, const float* 
   const matmul_out* out[3] = {};
   int n_out = 0;
   for (const matmul_out& o : outs) {
-    chunk[n_out] = matmul_chunk_rows(o.w->n_rows, pool_->n_threads(), n_cols, xl != nullptr);
+    chunk[n_out] = matmul_chunk_rows(o.w->n_rows, pool_->n_threads());
     first[n_out + 1] = first[n_out] + (o.w->n_rows + chunk[n_out] - 1) / chunk[n_out];
     out[n_out++] = &o;
   }
@@ -192,6 +190,15 @@ void forward_pass::rope_and_store(int32_t kv_layer, const micro_batch& b, size_t
   }
 }
 
+void forward_pass::norm_rows(const weight_view& norm, size_t n) {
+  const model_hparams& hp = model_->hparams();
+  const int64_t n_embd = hp.n_embd;
+  per_token(n, [&](size_t t0, size_t t1) {
+    for (size_t i = t0; i < t1; ++i)
+      cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
+  });
+}
+
 void forward_pass::add_residual(size_t n) {
   const size_t n_embd = static_cast<size_t>(model_->hparams().n_embd);
   per_token(n, [&](size_t t0, size_t t1) {
@@ -202,15 +209,12 @@ void forward_pass::add_residual(size_t n) {
 void forward_pass::attention_block(int32_t layer, const layer_weights& w, const micro_batch& b) {
   const model_hparams& hp = model_->hparams();
   const size_t n = b.size();
-  const int64_t n_embd = hp.n_embd, n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv();
+  const int64_t n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv();
   const int32_t kv_layer = layer - range_.lo;
   const tensor_type kv_type = kv_->config().type;
 
   // --- norm, q/k/v projections, rope
-  per_token(n, [&](size_t t0, size_t t1) {
-    for (size_t i = t0; i < t1; ++i)
-      cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.attn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
-  });
+  norm_rows(w.attn_norm, n);
   matmuls({{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}}, cur_.data(), n);
   // --- rope, then store K/V of every token before any attention, so tokens later in the batch see earlier ones
   // (the KV rows were reserved by forward_check_and_reserve: looking them up changes nothing, from any thread)
@@ -273,11 +277,8 @@ void forward_pass::attention_block(int32_t layer, const layer_weights& w, const 
 
 void forward_pass::ffn_block(const layer_weights& w, size_t n) {
   const model_hparams& hp = model_->hparams();
-  const int64_t n_embd = hp.n_embd, n_ff = hp.n_ff;
-  per_token(n, [&](size_t t0, size_t t1) {
-    for (size_t i = t0; i < t1; ++i)
-      cpu::rmsnorm(&x_[i * n_embd], static_cast<const float*>(w.ffn_norm.data), &cur_[i * n_embd], n_embd, hp.rms_eps);
-  });
+  const int64_t n_ff = hp.n_ff;
+  norm_rows(w.ffn_norm, n);
   matmuls({{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}}, cur_.data(), n);
   per_token(n, [&](size_t t0, size_t t1) {  // elementwise: any split gives the same values
     const size_t o = t0 * static_cast<size_t>(n_ff);

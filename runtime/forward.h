@@ -102,6 +102,7 @@ class forward_pass final : public forward_engine {
   void ffn_block(const layer_weights& w, size_t n);
   // Tokens [t0, t1): rope on q_ and k_, then k_/v_ into the KV rows of layer kv_layer (relative to range_.lo).
   void rope_and_store(int32_t kv_layer, const micro_batch& batch, size_t t0, size_t t1);
+  void norm_rows(const weight_view& norm, size_t n);  // cur_ = rmsnorm(x_) * norm over n tokens
   void add_residual(size_t n);  // x_ += proj_ over n tokens
   // fn(t0, t1) over token ranges covering [0, n): on the pool for large batches, else on this thread in one call.
   // For per-token work only: what a token gets never depends on the split.
