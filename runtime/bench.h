@@ -17,6 +17,8 @@ namespace lime {
 
 // --- roofline (bench_roofline.cpp)
 
+double bench_now_s();  // a steady clock in seconds, for the benchmarks' timings
+
 // Streaming read bandwidth in GB/s (1e9 bytes/s): `pool` reads buf[0, n) split in n_threads() contiguous parts
 // (each summed with wide integer adds), best of `reps` runs. buf should be much larger than the last-level cache.
 double bench_read_bandwidth(thread_pool& pool, const uint8_t* buf, uint64_t n, int reps);

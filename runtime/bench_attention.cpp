@@ -1,7 +1,6 @@
 // lime-bench kernels' attention rows: cpu::attention at a model shape's heads over an f32 paged KV cache, called as
 // the forward pass calls it (prompt: runs of 16 tokens x heads, dynamic over the pool; decode: heads split).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -14,10 +13,6 @@ namespace {
 
 constexpr int32_t k_block = 32;  // positions per KV block (the session's default)
 constexpr int32_t k_run = 16;    // prompt tokens per attention call (forward_pass::k_attn_run)
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // A paged f32 KV cache of n_pos positions of one layer, filled with model_gen's values, and its block tables.
 struct bench_kv {
@@ -56,9 +51,9 @@ template <class Fn>
 double best_time(Fn&& fn) {
   double best = 1e30, spent = 0;
   for (int rep = 0; rep < 5 && (rep < 2 || spent < 0.3); ++rep) {
-    const double t0 = now_s();
+    const double t0 = bench_now_s();
     fn();
-    const double dt = now_s() - t0;
+    const double dt = bench_now_s() - t0;
     spent += dt;
     best = std::min(best, dt);
   }

@@ -2,7 +2,6 @@
 // at real model shapes, split over a thread pool by rows, against the measured roofline (bench_roofline.cpp).
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -13,10 +12,6 @@
 
 namespace lime {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 
 // rows x k weights of type t into dst, with model_gen's values, quantized in parallel.
@@ -83,10 +78,10 @@ row_out bench_matvec(thread_pool& pool, tensor_type t, const bench_matrix& m, co
   double best = 1e30, spent = 0;
   std::vector<float> x_lanes;  // one column: never packed
   for (int sweep = 0; sweep < 5 && (sweep == 0 || spent < 0.3); ++sweep) {
-    const double t0 = now_s();
+    const double t0 = bench_now_s();
     for (int64_t c = 0; c < copies; ++c)
       run_matmul(pool, t, w + static_cast<uint64_t>(c) * stride, m.rows, m.k, x, 1, y, x_lanes);
-    const double dt = now_s() - t0;
+    const double dt = bench_now_s() - t0;
     spent += dt;
     best = std::min(best, dt / static_cast<double>(copies));
   }
@@ -179,9 +174,9 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
           double best = 1e30, spent = 0;
           std::vector<float> x_lanes;
           for (int rep = 0; rep < 5 && (rep < 2 || spent < 0.5); ++rep) {
-            const double t0 = now_s();
+            const double t0 = bench_now_s();
             run_matmul(all, t, w.data(), rows, m.k, x.data(), b, y.data(), x_lanes);
-            const double dt = now_s() - t0;
+            const double dt = bench_now_s() - t0;
             spent += dt;
             best = std::min(best, dt);
           }

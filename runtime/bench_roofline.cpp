@@ -15,11 +15,12 @@
 #endif
 
 namespace lime {
-namespace {
 
-double now_s() {
+double bench_now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+
+namespace {
 
 // Sum of n bytes as uint64 words with 8 independent accumulators (the compiler vectorizes it); n % 64 == 0.
 uint64_t read_sum(const uint8_t* p, uint64_t n) {
@@ -138,11 +139,11 @@ double bench_read_bandwidth(thread_pool& pool, const uint8_t* buf, uint64_t n, i
   double best = 0.0;
   for (int r = 0; r < reps; ++r) {
     std::vector<uint64_t> sums(static_cast<size_t>(nt), 0);
-    const double t0 = now_s();
+    const double t0 = bench_now_s();
     pool.parallel_for(nt, [&](int64_t b, int64_t, int) {
       sums[static_cast<size_t>(b)] = read_sum(buf + static_cast<uint64_t>(b) * part, part);
     });
-    const double dt = now_s() - t0;
+    const double dt = bench_now_s() - t0;
     uint64_t s = 0;
     for (uint64_t v : sums) s += v;
     g_sink_u64 = s;
@@ -156,20 +157,20 @@ double bench_fma_peak(thread_pool& pool, cpu::isa i, int reps) {
   // Size the loop to ~0.1 s on one thread.
   int64_t iters = 1 << 16, flops = 0;
   for (;;) {
-    const double t0 = now_s();
+    const double t0 = bench_now_s();
     g_sink_f32 = fma_loop(i, iters, &flops);
-    if (now_s() - t0 > 0.05 || iters > (int64_t{1} << 34)) break;
+    if (bench_now_s() - t0 > 0.05 || iters > (int64_t{1} << 34)) break;
     iters *= 2;
   }
   double best = 0.0;
   for (int r = 0; r < reps; ++r) {
     std::vector<float> sink(static_cast<size_t>(nt));
     std::vector<int64_t> fl(static_cast<size_t>(nt));
-    const double t0 = now_s();
+    const double t0 = bench_now_s();
     pool.parallel_for(nt, [&](int64_t b, int64_t, int) {
       sink[static_cast<size_t>(b)] = fma_loop(i, iters, &fl[static_cast<size_t>(b)]);
     });
-    const double dt = now_s() - t0;
+    const double dt = bench_now_s() - t0;
     double total = 0;
     for (int t = 0; t < nt; ++t) {
       total += static_cast<double>(fl[static_cast<size_t>(t)]);
