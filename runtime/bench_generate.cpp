@@ -152,9 +152,9 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     for (const weight_view* w : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
       n_layer_weights += static_cast<uint64_t>(w->n_rows) * static_cast<uint64_t>(w->k);
   }
+  const double mm = 2.0 * static_cast<double>(n_layer_weights);
   for (size_t i = 0; i < o.n_prompt.size(); ++i) {
     const double p = o.n_prompt[i];
-    const double mm = 2.0 * static_cast<double>(n_layer_weights);
     const double att = 4.0 * hp.head_dim * hp.n_head * hp.n_layer * (p + 1) / 2;
     const double ts = median(results[i].ts), gflops = ts * (mm + att) * 1e-9;
     std::fprintf(out, "\npp%d: %.1f MFLOP of layer matmuls + %.1f MFLOP of attention per token; %.2f t/s = %.1f GFLOP/s = "
