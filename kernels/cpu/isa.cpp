@@ -110,18 +110,27 @@ kstatus matmul_with(isa i, const matmul_args& a) {
 kstatus matmul(const matmul_args& a) { return matmul_with(isa_best(), a); }
 
 int64_t matmul_lanes_floats(int64_t k, int64_t n_cols) {
-  return isa_best() == isa::avx2 ? matmul_lanes_floats_avx2(k, n_cols) : 0;
+  switch (isa_best()) {
+    case isa::avx2: return matmul_lanes_floats_avx2(k, n_cols);
+    case isa::avx512: return matmul_lanes_floats_avx512(k, n_cols);
+    default: return 0;
+  }
 }
 
 kstatus matmul_pack_lanes(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* x_lanes) {
   if (!x || !x_lanes || matmul_lanes_floats(k, n_cols) == 0) return kstatus::bad_argument;
   if (p0 < 0 || p1 < p0 || p1 > (n_cols + 15) / 16) return kstatus::bad_argument;
-  matmul_pack_lanes_avx2(x, k, n_cols, p0, p1, x_lanes);
+  if (isa_best() == isa::avx512) matmul_pack_lanes_avx512(x, k, n_cols, p0, p1, x_lanes);
+  else matmul_pack_lanes_avx2(x, k, n_cols, p0, p1, x_lanes);
   return kstatus::ok;
 }
 
 uint64_t matmul_thread_buffer_bytes(int64_t k) {
-  return isa_best() == isa::avx2 ? matmul_thread_buffer_bytes_avx2(k) : 0;
+  switch (isa_best()) {
+    case isa::avx2: return matmul_thread_buffer_bytes_avx2(k);
+    case isa::avx512: return matmul_thread_buffer_bytes_avx512(k);
+    default: return 0;
+  }
 }
 
 #if !LIME_ARCH_X86
@@ -130,6 +139,9 @@ kstatus matmul_avx512(const matmul_args&) { return kstatus::unsupported_type; }
 int64_t matmul_lanes_floats_avx2(int64_t, int64_t) { return 0; }
 void matmul_pack_lanes_avx2(const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
 uint64_t matmul_thread_buffer_bytes_avx2(int64_t) { return 0; }
+int64_t matmul_lanes_floats_avx512(int64_t, int64_t) { return 0; }
+void matmul_pack_lanes_avx512(const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
+uint64_t matmul_thread_buffer_bytes_avx512(int64_t) { return 0; }
 #endif
 #if !LIME_ARCH_ARM64
 kstatus matmul_neon(const matmul_args&) { return kstatus::unsupported_type; }

@@ -32,7 +32,7 @@ kstatus matmul_ref(const matmul_args& a);
 // The fastest variant this CPU runs (kernels/cpu/isa.h); bitwise equal to matmul_ref.
 kstatus matmul(const matmul_args& a);
 
-// Shared packing of a batch's activations, a speed choice only. The AVX2 batched matmul transposes x lane by lane
+// Shared packing of a batch's activations, a speed choice only. The AVX2 and AVX-512 batched matmuls transpose x lane by lane
 // before its register tiles; a caller running several matmuls over one x (q/k/v), or one matmul split over
 // threads, can pack x once and pass it as matmul_args::x_lanes. matmul_lanes_floats: floats the packed x
 // [n_cols, k] takes, or 0 when the variant matmul() runs would not read it at this shape (then do not pack).

@@ -29,8 +29,9 @@ struct variant {
   kernel_fn fn;
 };
 
-using emu_avx2_shape = test::vec16_emu<3, 2, 2, 2, 2, 3, 4>;  // rows_for(1) is 4 in avx2: both get covered
-using emu_avx512_shape = test::vec16_emu<6, 8, 6, 4>;  // the zmm tile shapes of vec16_avx512
+// rows_for(1) is 4 in avx2: both get covered. The lane tiles: avx2 6 rows x 2 vectors, avx512 12 rows x 1.
+using emu_avx2_shape = test::vec16_emu<3, 2, 2, 2, 2, 3, 4, 6, 2>;
+using emu_avx512_shape = test::vec16_emu<6, 8, 6, 4, 1, 1, 1, 12, 1>;  // the zmm tile shapes of vec16_avx512
 using emu_matvec_shape = test::vec16_emu<1, 4, 4, 4>;
 
 kstatus emu_run(const matmul_args& a, int shape) {
@@ -302,8 +303,8 @@ TEST_P(matmul_simd, rows_are_batch_invariant) {
   }
 }
 
-// The lane path of batches (AVX2, kernels/cpu/x86/matmul_lanes.h): partial 6-row tiles and 16-column panels,
-// row blocks (48 rows) and row ranges that cut them, two column blocks (128 + 8 columns at k = 4096); 47
+// The lane path of batches (AVX2 and AVX-512, kernels/cpu/x86/matmul_lanes.h): partial 6- and 12-row tiles and
+// 16-column panels, row blocks (48 rows) and row ranges that cut them, two column blocks (128 + 8 columns at k = 4096); 47
 // columns at K = 256 stay on the tiles.
 TEST_P(matmul_simd, lane_path_blocks_and_tails_equal_reference) {
   const int64_t n_rows = 100;
@@ -329,18 +330,26 @@ TEST_P(matmul_simd, lane_path_blocks_and_tails_equal_reference) {
 }
 
 // x packed once (matmul_args::x_lanes), as the forward pass hands it to every matmul over one input and to every
-// thread's row range. The variants that pack (the AVX2 lane path and its emulated shape) read it: the reference's
-// bits from a packing split over panel ranges, and different bits from a corrupted one. The others ignore it.
+// thread's row range. The variants that pack (the AVX2 and AVX-512 lane paths and their emulated shapes) read it:
+// the reference's bits from a packing split over panel ranges, and different bits from a corrupted one. The
+// others ignore it.
 TEST_P(matmul_simd, packed_activations_equal_reference) {
-  // The AVX2 kernel reads x_lanes whenever it is given, also where the dispatch prefers another variant (an
-  // AVX-512 machine), so it is packed with the AVX2 packer directly there; the public entry is checked where AVX2 is
-  // the dispatched variant.
-  const bool emu = v_.name == "emu_avx2_shape";
-  const bool packs = emu || v_.name == "avx2";
+  // A kernel reads x_lanes whenever it is given, also where the dispatch prefers another variant (AVX2 on an
+  // AVX-512 machine), so each is packed with its own packer; the public entry where it is the dispatched one.
+  const bool emu2 = v_.name == "emu_avx2_shape", emu512 = v_.name == "emu_avx512_shape";
+  const bool packs = emu2 || emu512 || v_.name == "avx2" || v_.name == "avx512";
   auto pack = [&](const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* xl) {
-    if (emu) lanes::pack_panels<emu_avx2_shape>(x, k, n_cols, p0, p1, xl);
-    else if (isa_best() == isa::avx2) ASSERT_EQ(matmul_pack_lanes(x, k, n_cols, p0, p1, xl), kstatus::ok);
-    else matmul_pack_lanes_avx2(x, k, n_cols, p0, p1, xl);
+    if (emu2) {
+      lanes::pack_panels<emu_avx2_shape>(x, k, n_cols, p0, p1, xl);
+    } else if (emu512) {
+      lanes::pack_panels<emu_avx512_shape>(x, k, n_cols, p0, p1, xl);
+    } else if (v_.name == isa_name(isa_best())) {
+      ASSERT_EQ(matmul_pack_lanes(x, k, n_cols, p0, p1, xl), kstatus::ok);
+    } else if (v_.name == "avx2") {
+      matmul_pack_lanes_avx2(x, k, n_cols, p0, p1, xl);
+    } else {
+      matmul_pack_lanes_avx512(x, k, n_cols, p0, p1, xl);
+    }
   };
   struct shape {
     tensor_type t;
@@ -361,7 +370,8 @@ TEST_P(matmul_simd, packed_activations_equal_reference) {
     const size_t floats = static_cast<size_t>(n_panels * 16 * s.k);
     std::vector<float> xl(floats, std::nanf("")), whole(floats, std::nanf(""));
     if (packs) {
-      if (!emu) ASSERT_EQ(matmul_lanes_floats_avx2(s.k, s.cols), static_cast<int64_t>(floats));
+      if (v_.name == "avx2") ASSERT_EQ(matmul_lanes_floats_avx2(s.k, s.cols), static_cast<int64_t>(floats));
+      if (v_.name == "avx512") ASSERT_EQ(matmul_lanes_floats_avx512(s.k, s.cols), static_cast<int64_t>(floats));
       pack(x.data(), s.k, s.cols, 0, n_panels / 2, xl.data());
       pack(x.data(), s.k, s.cols, n_panels / 2, n_panels, xl.data());
       pack(x.data(), s.k, s.cols, 0, n_panels, whole.data());
@@ -393,7 +403,7 @@ TEST_P(matmul_simd, packed_activations_equal_reference) {
 TEST(matmul_pack_lanes, sizes_and_argument_checks) {
   const std::vector<float> x(64 * 48, 1.f);
   std::vector<float> xl(64 * 48);
-  if (isa_best() != isa::avx2) {  // only the AVX2 lane path takes packed activations
+  if (isa_best() != isa::avx2 && isa_best() != isa::avx512) {  // only the x86 lane paths take packed activations
     EXPECT_EQ(matmul_lanes_floats(64, 48), 0);
     EXPECT_EQ(matmul_pack_lanes(x.data(), 64, 48, 0, 3, xl.data()), kstatus::bad_argument);
     return;
@@ -411,6 +421,29 @@ TEST(matmul_pack_lanes, sizes_and_argument_checks) {
   EXPECT_EQ(matmul_pack_lanes(nullptr, 64, 48, 0, 3, xl.data()), kstatus::bad_argument);
   EXPECT_EQ(matmul_pack_lanes(x.data(), 64, 48, 0, 3, nullptr), kstatus::bad_argument);
   EXPECT_EQ(matmul_pack_lanes(x.data(), 72, 48, 0, 3, xl.data()), kstatus::bad_argument);
+}
+
+// The packed layout does not depend on the variant: the AVX2 and AVX-512 packers (and the emulated shapes') give
+// the same floats, so a batch packed once serves whichever kernel runs.
+TEST(matmul_pack_lanes, layout_is_the_same_for_every_variant) {
+  const int64_t k = 256, n_cols = 50, n_panels = 4;
+  std::vector<float> x(static_cast<size_t>(n_cols * k));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.25f - 7.f;
+  const size_t floats = static_cast<size_t>(n_panels * 16 * k);
+  std::vector<float> e2(floats, 1.f), e512(floats, 2.f);
+  lanes::pack_panels<emu_avx2_shape>(x.data(), k, n_cols, 0, n_panels, e2.data());
+  lanes::pack_panels<emu_avx512_shape>(x.data(), k, n_cols, 0, n_panels, e512.data());
+  EXPECT_EQ(std::memcmp(e2.data(), e512.data(), floats * sizeof(float)), 0);
+  EXPECT_EQ(e2[0], x[0]);                                  // panel 0, lane 0, step 0, column 0: x[0][0]
+  EXPECT_EQ(e2[16 * 1 + 3], x[static_cast<size_t>(3 * k + 16)]);  // lane 0, step 1, column 3: x[3][16]
+  EXPECT_EQ(e2[static_cast<size_t>(3 * 16 * k + 16 * (k / 16) + 2)], 0.f);  // panel 3, lane 1, column 2 (50): pad
+  for (isa i : {isa::avx2, isa::avx512}) {
+    if (!isa_available(i)) continue;
+    std::vector<float> got(floats, 3.f);
+    if (i == isa::avx2) matmul_pack_lanes_avx2(x.data(), k, n_cols, 0, n_panels, got.data());
+    else matmul_pack_lanes_avx512(x.data(), k, n_cols, 0, n_panels, got.data());
+    EXPECT_EQ(std::memcmp(e2.data(), got.data(), floats * sizeof(float)), 0) << isa_name(i);
+  }
 }
 
 TEST_P(matmul_simd, empty_shapes_match_reference) {

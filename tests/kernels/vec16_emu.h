@@ -11,8 +11,10 @@
 namespace lime::cpu::test {
 
 // rows_for: 1-2 cols -> R1, 3-4 -> R2, more -> R3. Parts > 1: the part tile of PR rows x PC columns, with
-// accumulators of 16 / Parts lanes (as vec16_avx2's ymm halves).
-template <int MaxCols, int R1, int R2, int R3, int Parts = 1, int PR = 1, int PC = 1>
+// accumulators of 16 / Parts lanes (as vec16_avx2's ymm halves). LaneRows > 0: the lane path's tile of LaneRows
+// rows x 16 columns held as LaneVecs vectors (vec16_avx2: 6 x 2 ymm; vec16_avx512: 12 x 1 zmm).
+template <int MaxCols, int R1, int R2, int R3, int Parts = 1, int PR = 1, int PC = 1, int LaneRows = 0,
+          int LaneVecs = 1>
 struct vec16_emu {
   struct f {
     float v[16];
@@ -57,6 +59,33 @@ struct vec16_emu {
     for (int j = 0; j < 8; ++j) std::memcpy(d[j], t[j], sizeof t[j]);
   }
 
+  static constexpr bool has_lanes = LaneRows > 0;
+  static constexpr int lane_rows = LaneRows, lane_vecs = LaneVecs;
+  static constexpr int c_width = 16 / LaneVecs;
+  struct c {
+    float v[c_width];
+  };
+  static c c_zero() { return c{}; }
+  static c c_fma(c a, c b, c acc) {
+    for (int i = 0; i < c_width; ++i) acc.v[i] = std::fma(a.v[i], b.v[i], acc.v[i]);
+    return acc;
+  }
+  static c c_load(const float* q) {
+    c r;
+    std::memcpy(r.v, q, sizeof r.v);
+    return r;
+  }
+  static void c_store(float* q, c a) { std::memcpy(q, a.v, sizeof a.v); }
+  static c c_add(c a, c b) {
+    for (int i = 0; i < c_width; ++i) a.v[i] = a.v[i] + b.v[i];
+    return a;
+  }
+  static c c_bcast(const float* q) {
+    c r;
+    for (int i = 0; i < c_width; ++i) r.v[i] = *q;
+    return r;
+  }
+
   template <class Op>
   static f map(Op op) {
     f r;
@@ -70,6 +99,7 @@ struct vec16_emu {
     std::memcpy(r.v, p, sizeof r.v);
     return r;
   }
+  static void store_f32(float* q, f a) { std::memcpy(q, a.v, sizeof a.v); }
   static uint16_t u16(const void* p, int i) {
     uint16_t h;
     std::memcpy(&h, static_cast<const uint8_t*>(p) + 2 * i, 2);

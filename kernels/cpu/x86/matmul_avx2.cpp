@@ -9,16 +9,9 @@ namespace lime::cpu {
 
 kstatus matmul_float_avx2(const matmul_args& a) { return tile::run_float<vec16_avx2>(a); }
 
-int64_t matmul_lanes_floats_avx2(int64_t k, int64_t n_cols) {
-  if (k <= 0 || k % 16 != 0 || n_cols < lanes::min_cols(k)) return 0;  // the lane path's own condition
-  return (n_cols + lanes::k_cols - 1) / lanes::k_cols * lanes::k_cols * k;
-}
+int64_t matmul_lanes_floats_avx2(int64_t k, int64_t n_cols) { return lanes::packed_floats(k, n_cols); }
 
-uint64_t matmul_thread_buffer_bytes_avx2(int64_t k) {
-  if (k <= 0 || k % 16 != 0) return 0;
-  const lanes::plan pl(k, lanes::min_cols(k));
-  return (pl.w_floats() + pl.rows_floats()) * sizeof(float) + 64;  // + the allocation's rounding to 64 bytes
-}
+uint64_t matmul_thread_buffer_bytes_avx2(int64_t k) { return lanes::thread_buffer_bytes<vec16_avx2>(k); }
 
 void matmul_pack_lanes_avx2(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* x_lanes) {
   lanes::pack_panels<vec16_avx2>(x, k, n_cols, p0, p1, x_lanes);

@@ -2,14 +2,13 @@
 // Self-contained: intrinsics and functions in an unnamed namespace only (see kernels/CMakeLists.txt).
 // GCC 12's intrinsic headers trip its own (maybe-)uninitialized warnings (the `__Y = __Y` idiom of
 // _mm*_undefined_*), attributed to the header lines; they say nothing about this file.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels/cpu/x86/vec16_avx512.h"  // first: its warning pragmas must precede <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/x86/matmul_tile.h"
 #include "kernels/cpu/x86/matmul_x86.h"
 #include "kernels/quant_blocks.h"
 
@@ -258,11 +257,33 @@ void rows(const matmul_args& a, int64_t r0, stage* st) {
   }
 }
 
+// Rows [0, n_rows) of the weights at w -> out [n_rows, k] fp32, the exact values weights16 feeds the tiles.
+template <kq T>
+void dequantize_rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t k, stage& st, float* out) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int64_t i = 0; i < k / k_qk; ++i) {
+      stage_block<T>(w + r * row_bytes + i * block_bytes<T>(), st.q, st.table, st.a);
+      float* o = out + r * k + i * k_qk;
+      for (int j = 0; j < k_qk / 16; ++j) _mm512_storeu_ps(o + 16 * j, weights16<T>(st, j));
+    }
+  }
+}
+
 template <kq T>
 kstatus run(const matmul_args& a) {
   if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
   if (a.n_rows < 0 || a.k < 0 || a.n_cols < 0 || a.k % k_qk != 0) return kstatus::bad_shape;
   if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  // Batches wide enough for the lane path (matmul_lanes.h): rows dequantized a row block at a time.
+  if (a.n_cols > 1) {
+    const uint8_t* w = static_cast<const uint8_t*>(a.w);
+    const int64_t rb = a.k / k_qk * block_bytes<T>();
+    stage one;
+    const bool done = tile::run_dequantized_with<vec16_avx512>(a, [&](int64_t r0, int64_t n_rows, float* rows) {
+      dequantize_rows<T>(w + r0 * rb, rb, n_rows, a.k, one, rows);
+    });
+    if (done) return kstatus::ok;
+  }
   stage st[k_max_rows];
   int64_t r = a.row_begin;
   if (a.n_cols == 1) {

@@ -1,8 +1,9 @@
-// The lane-major batched matmul of the 8-lane part traits (AVX2): the canonical order keeps each of the 16 lanes
-// of a (row, col) dot product apart until the fold, so each lane l is its own small matmul over the elements
-// k = 16i + l. Packed lane by lane, that matmul runs as outer products (a weight broadcast times 16 activation
-// columns) in a 6 x 16 register tile: each loaded byte feeds 6 to 16 fmas instead of the 3 to 4 of the
-// dot-product tiles, so K of 2048 no longer runs out of L2 bandwidth. Same operations per lane: same bits.
+// The lane-major batched matmul (AVX2, AVX-512): the canonical order keeps each of the 16 lanes of a (row, col)
+// dot product apart until the fold, so each lane l is its own small matmul over the elements k = 16i + l. Packed
+// lane by lane, that matmul runs as outer products (a weight broadcast times 16 activation columns) in a
+// V::lane_rows x 16 register tile (AVX2 6 x 2 ymm, AVX-512 12 x 1 zmm): each loaded byte feeds 6 to 16 fmas
+// instead of the 3 to 4 of the dot-product tiles, so K of 2048 no longer runs out of L2 bandwidth. Same
+// operations per lane: same bits. The packed activations' layout does not depend on V.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,40 +15,40 @@ namespace lime::cpu {
 namespace {
 namespace lanes {
 
-constexpr int k_rows = 6;                     // weight rows per register tile (broadcasts)
-constexpr int k_cols = 16;                    // activation columns per register tile (two 8-lane vectors)
+constexpr int k_cols = 16;                    // activation columns per register tile (V::lane_vecs vectors)
 // Batches this wide or wider take the lane path: packing the weights costs about what 16 columns of its tiles
 // gain, so narrower batches keep the dot-product tiles (measured at 16-48 columns, stories110M shapes: the lane
 // path wins from 32 columns at K = 2048, from 48 at K = 768).
 constexpr int64_t min_cols(int64_t k) { return k >= 1536 ? 32 : 48; }
-constexpr int64_t k_max_block_rows = 48;      // weight rows packed at a time
+constexpr int64_t k_max_block_rows = 48;      // weight rows packed at a time (a multiple of every lane_rows)
 constexpr int64_t k_x_block_bytes = 2048 << 10;  // packed activations of one column block (from L3)
 constexpr int64_t k_w_block_bytes = 256 << 10;  // packed weights of one row block (stay in L2)
 
-// Sizes of one call: K in steps of 16 (i), a lane's weights of one 6-row panel [kq][6] (+ the 2 floats the
-// 8-wide stores spill past the last step), panels per block.
+// Sizes of one call: K in steps of 16 (i), a lane's weights of one panel of `rows` rows [kq][rows] (+ up to 8
+// floats the 8-wide stores spill past the last step), panels per block.
 struct plan {
   int64_t kq;           // k / 16: elements per lane
-  int64_t w_lane;       // floats per lane of a packed weight panel: kq * 6 + 8
+  int64_t rows;         // weight rows per panel: V::lane_rows
+  int64_t w_lane;       // floats per lane of a packed weight panel: kq * rows + 8
   int64_t x_panel;      // floats of a packed activation panel: 16 lanes x kq x 16 columns
   int64_t w_panel;      // floats of a packed weight panel: 16 lanes x w_lane
   int64_t block_cols;   // columns per column block (a multiple of 16)
-  int64_t block_rows;   // rows per row block (a multiple of 6)
+  int64_t block_rows;   // rows per row block (a multiple of rows)
   int64_t k;
 
-  plan(int64_t k_, int64_t n_cols) : k(k_) {
+  plan(int64_t k_, int64_t n_cols, int rows_) : rows(rows_), k(k_) {
     kq = k / 16;
-    w_lane = kq * k_rows + 8;
+    w_lane = kq * rows + 8;
     x_panel = 16 * kq * k_cols;
     w_panel = 16 * w_lane;
     const int64_t xp = k_x_block_bytes / (x_panel * 4), batch_panels = (n_cols + k_cols - 1) / k_cols;
     block_cols = (xp < 1 ? 1 : xp < batch_panels ? xp : batch_panels) * k_cols;
     const int64_t wp = k_w_block_bytes / (w_panel * 4);
-    block_rows = (wp < 1 ? 1 : wp > k_max_block_rows / k_rows ? k_max_block_rows / k_rows : wp) * k_rows;
+    block_rows = (wp < 1 ? 1 : wp > k_max_block_rows / rows ? k_max_block_rows / rows : wp) * rows;
   }
   // Floats of the thread buffer: packed activations, packed weights, one row block of dequantized rows.
   size_t x_floats() const { return static_cast<size_t>(block_cols / k_cols * x_panel); }
-  size_t w_floats() const { return static_cast<size_t>(block_rows / k_rows * w_panel); }
+  size_t w_floats() const { return static_cast<size_t>(block_rows / rows * w_panel); }
   size_t rows_floats() const { return static_cast<size_t>(block_rows * k); }
 };
 
@@ -76,57 +77,65 @@ void pack_x(const plan& pl, const float* x, int64_t n, float* xp) {
 // xl + p * 16 * k as pack_x lays it out: the layout matmul_args::x_lanes holds (matmul_pack_lanes).
 template <class V>
 void pack_panels(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* xl) {
-  const plan pl(k, n_cols);
+  const plan pl(k, n_cols, V::lane_rows);
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t c = p * k_cols;
     pack_x<V>(pl, x + c * k, n_cols - c < k_cols ? n_cols - c : k_cols, xl + p * pl.x_panel);
   }
 }
 
-// Rows [0, n) of rows (n <= 6, row stride k floats) -> wp [lane][i][6] (rows past n hold copies of row 0).
+// Rows [0, n) of rows (n <= V::lane_rows, row stride k floats) -> wp [lane][i][lane_rows] (rows past n hold
+// copies of row 0), 8 rows at a time; each 8-float store may spill into step i + 1, which is written after it.
 template <class V>
 void pack_w(const plan& pl, const float* rows, int64_t n, float* wp) {
-  const float* src[8];
-  for (int r = 0; r < 8; ++r) src[r] = rows + (r < n ? r : 0) * pl.k;
+  constexpr int R = V::lane_rows, R8 = (R + 7) / 8 * 8;
+  const float* src[R8];
+  for (int r = 0; r < R8; ++r) src[r] = rows + (r < n ? r : 0) * pl.k;
   for (int64_t i = 0; i < pl.kq; ++i) {
-    for (int kb = 0; kb < 16; kb += 8) {
-      const float* s[8];
-      float* d[8];
-      for (int j = 0; j < 8; ++j) {
-        s[j] = src[j] + 16 * i + kb;
-        d[j] = wp + (kb + j) * pl.w_lane + i * k_rows;  // 8 floats: 2 spill into step i + 1, rewritten next
+    for (int rb = 0; rb < R; rb += 8) {
+      for (int kb = 0; kb < 16; kb += 8) {
+        const float* s[8];
+        float* d[8];
+        for (int j = 0; j < 8; ++j) {
+          s[j] = src[rb + j] + 16 * i + kb;
+          d[j] = wp + (kb + j) * pl.w_lane + i * R + rb;
+        }
+        V::p_transpose8(s, d);
       }
-      V::p_transpose8(s, d);
     }
   }
 }
 
-// One lane of a 6 x 16 tile: s[r][c] = sum over i of w[i][r] * x[i][c] by fmas in i order from +0, stored to
-// out (lanes 0-7), or the fold's first step for lanes 8-15: out = out + s (out holding lane l - 8).
+// One lane of a lane_rows x 16 tile: s[r][c] = sum over i of w[i][r] * x[i][c] by fmas in i order from +0, stored
+// to out (lanes 0-7), or the fold's first step for lanes 8-15: out = out + s (out holding lane l - 8).
 template <class V, bool AddInto>
 void lane_tile(const float* w, const float* x, int64_t kq, float* out) {
-  using vp = typename V::p;
-  vp acc[k_rows][2];
-#pragma GCC unroll 8
-  for (int r = 0; r < k_rows; ++r) acc[r][0] = acc[r][1] = V::p_zero();
+  using vc = typename V::c;
+  constexpr int R = V::lane_rows, NV = V::lane_vecs, W = k_cols / NV;
+  vc acc[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::c_zero();
   for (int64_t i = 0; i < kq; ++i) {
-    const vp x0 = V::p_load(x + i * k_cols), x1 = V::p_load(x + i * k_cols + 8);
-#pragma GCC unroll 8
-    for (int r = 0; r < k_rows; ++r) {
-      const vp wv = V::p_bcast(w + i * k_rows + r);
-      acc[r][0] = V::p_fma(wv, x0, acc[r][0]);
-      acc[r][1] = V::p_fma(wv, x1, acc[r][1]);
+    vc xv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) xv[v] = V::c_load(x + i * k_cols + v * W);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const vc wv = V::c_bcast(w + i * R + r);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::c_fma(wv, xv[v], acc[r][v]);
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < k_rows; ++r) {
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
     float* o = out + r * k_cols;
-    if constexpr (AddInto) {
-      acc[r][0] = V::p_add(V::p_load(o), acc[r][0]);
-      acc[r][1] = V::p_add(V::p_load(o + 8), acc[r][1]);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      if constexpr (AddInto) acc[r][v] = V::c_add(V::c_load(o + v * W), acc[r][v]);
+      V::c_store(o + v * W, acc[r][v]);
     }
-    V::p_store(o, acc[r][0]);
-    V::p_store(o + 8, acc[r][1]);
   }
 }
 
@@ -134,24 +143,23 @@ void lane_tile(const float* w, const float* x, int64_t kq, float* out) {
 // already, for rows [r, r + n) (n <= 8) -> s[n][16].
 template <class V>
 void fold8(const float (*park)[k_max_block_rows][k_cols], int64_t r, int64_t n, float (*s)[k_cols]) {
-  using vp = typename V::p;
+  using vc = typename V::c;
+  constexpr int NV = V::lane_vecs, W = k_cols / NV;
   for (int64_t i = 0; i < n; ++i) {
-    vp t[8][2];
+    vc t[8][NV];
 #pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l) {
-      t[l][0] = V::p_load(park[l][r + i]);
-      t[l][1] = V::p_load(park[l][r + i] + 8);
-    }
+    for (int l = 0; l < 8; ++l)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) t[l][v] = V::c_load(park[l][r + i] + v * W);
 #pragma GCC unroll 8
     for (int w = 4; w >= 1; w /= 2) {
 #pragma GCC unroll 8
-      for (int l = 0; l < w; ++l) {
-        t[l][0] = V::p_add(t[l][0], t[l + w][0]);
-        t[l][1] = V::p_add(t[l][1], t[l + w][1]);
-      }
+      for (int l = 0; l < w; ++l)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) t[l][v] = V::c_add(t[l][v], t[l + w][v]);
     }
-    V::p_store(s[i], t[0][0]);
-    V::p_store(s[i] + 8, t[0][1]);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) V::c_store(s[i] + v * W, t[0][v]);
   }
 }
 
@@ -188,9 +196,10 @@ void fold_to_y(const float (*park)[k_max_block_rows][k_cols], int64_t n_rows, in
 // 256 KiB of packed weights + 48 rows of scratch.
 template <class V, bool InPlace, class Rows>
 bool run(const matmul_args& a, Rows&& rows) {
-  static_assert(V::parts == 2, "the lane path is built on 8-lane parts");
+  static_assert(V::has_lanes, "V has no lane tile");
+  constexpr int R = V::lane_rows;
   if (a.k <= 0 || a.k % 16 != 0 || a.n_cols < min_cols(a.k)) return false;
-  const plan pl(a.k, a.n_cols);
+  const plan pl(a.k, a.n_cols, R);
   const bool packed = a.x_lanes != nullptr;
   const size_t x_floats = packed ? 0 : pl.x_floats();
   float* buf = matmul_thread_scratch(x_floats + pl.w_floats() + (InPlace ? 0 : pl.rows_floats()));
@@ -210,10 +219,10 @@ bool run(const matmul_args& a, Rows&& rows) {
     for (int64_t r0 = a.row_begin; r0 < a.row_end; r0 += pl.block_rows) {
       const int64_t n_rows = a.row_end - r0 < pl.block_rows ? a.row_end - r0 : pl.block_rows;
       const float* src = rows(r0, n_rows, scratch);
-      const int64_t n_tiles = (n_rows + k_rows - 1) / k_rows;
+      const int64_t n_tiles = (n_rows + R - 1) / R;
       for (int64_t t = 0; t < n_tiles; ++t) {
-        const int64_t left = n_rows - t * k_rows;
-        pack_w<V>(pl, src + t * k_rows * a.k, left < k_rows ? left : k_rows, wp + t * pl.w_panel);
+        const int64_t left = n_rows - t * R;
+        pack_w<V>(pl, src + t * R * a.k, left < R ? left : R, wp + t * pl.w_panel);
       }
       for (int64_t p = 0; p < n_panels; ++p) {
         const float* xpp = xp + p * pl.x_panel;
@@ -221,8 +230,8 @@ bool run(const matmul_args& a, Rows&& rows) {
           for (int64_t t = 0; t < n_tiles; ++t) {
             const float* wl = wp + t * pl.w_panel + l * pl.w_lane;
             const float* xl = xpp + l * pl.kq * k_cols;
-            if (l < 8) lane_tile<V, false>(wl, xl, pl.kq, park[l][t * k_rows]);
-            else lane_tile<V, true>(wl, xl, pl.kq, park[l - 8][t * k_rows]);
+            if (l < 8) lane_tile<V, false>(wl, xl, pl.kq, park[l][t * R]);
+            else lane_tile<V, true>(wl, xl, pl.kq, park[l - 8][t * R]);
           }
         }
         const int64_t c = c0 + p * k_cols;
@@ -231,6 +240,20 @@ bool run(const matmul_args& a, Rows&& rows) {
     }
   }
   return true;
+}
+
+// Floats of x packed for the lane path (matmul_args::x_lanes), 0 when the shape does not take it.
+inline int64_t packed_floats(int64_t k, int64_t n_cols) {
+  if (k <= 0 || k % 16 != 0 || n_cols < min_cols(k)) return 0;
+  return (n_cols + k_cols - 1) / k_cols * k_cols * k;
+}
+
+// Bytes of V's thread buffer when x comes packed: one row block of packed weights and of dequantized rows.
+template <class V>
+uint64_t thread_buffer_bytes(int64_t k) {
+  if (k <= 0 || k % 16 != 0) return 0;
+  const plan pl(k, min_cols(k), V::lane_rows);
+  return (pl.w_floats() + pl.rows_floats()) * sizeof(float) + 64;  // + the allocation's rounding to 64 bytes
 }
 
 }  // namespace lanes

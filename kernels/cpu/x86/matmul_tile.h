@@ -302,9 +302,9 @@ inline int64_t col_block(int64_t k, int64_t n_cols, int64_t bytes, int64_t g) {
   return cb < g ? g : cb / g * g;
 }
 
-// ---- Quantized weights in batches on V::parts > 1. Batches of at least lanes::min_cols(k) columns take the
-// lane path (matmul_lanes.h), given the rows dequantized a block at a time. Smaller ones (decode of a few
-// sequences): a strip of rows is dequantized once into an fp32 scratch (the reference's exact values, so the
+// ---- Quantized weights in batches on a V with the lane path. Batches of at least lanes::min_cols(k) columns take
+// it (matmul_lanes.h), given the rows dequantized a block at a time. Smaller ones (decode of a few sequences), on
+// a V with part tiles (AVX2): a strip of rows is dequantized once into an fp32 scratch (the reference's exact values, so the
 // same bits), which the float part tile then reads for every column group of the block: the dequantizing work
 // is shared by all the block's columns instead of the 3 of a 16-lane tile.
 constexpr int64_t k_scratch_floats = 16384;  // 64 KiB on the stack: rows of the strip x k
@@ -315,7 +315,6 @@ constexpr int64_t k_scratch_col_block_bytes = 192 << 10;
 
 template <class V, class F>
 void dequantize_strip(const uint8_t* w, size_t rb, int64_t n_rows, int64_t k, float* out) {
-  constexpr int lanes = 16 / V::parts;
   const int64_t nb = k / F::elems;
   for (int64_t r = 0; r < n_rows; ++r) {
     for (int64_t b = 0; b < nb; ++b) {
@@ -323,26 +322,15 @@ void dequantize_strip(const uint8_t* w, size_t rb, int64_t n_rows, int64_t k, fl
       const typename F::blk blk = F::prep(p);
       float* o = out + r * k + b * F::elems;
 #pragma GCC unroll 2
-      for (int h = 0; h < F::halves; ++h) {
-        const typename V::f v = F::half(blk, p, h);
-#pragma GCC unroll 4
-        for (int j = 0; j < V::parts; ++j) V::p_store(o + 16 * h + lanes * j, V::part(v, j));
-      }
+      for (int h = 0; h < F::halves; ++h) V::store_f32(o + 16 * h, F::half(blk, p, h));
     }
   }
 }
 
-// All of a through the scratch, strip by strip: dequant(r0, n_rows, scratch) writes rows [r0, r0 + n_rows) as
-// [n_rows, k] fp32 with the reference's exact values. False (nothing done) when the batch is too small or a row
-// too long for the scratch. Also the K-quants' batch path (matmul_kquants_avx2.cpp).
+// The batches run_dequantized_with leaves to the part tiles (V::parts > 1): strips dequantized into a stack
+// scratch, read by the float part tiles for every column group of a block.
 template <class V, class Dequant>
-bool run_dequantized_with(const matmul_args& a, Dequant&& dequant) {
-  if (lanes::run<V, false>(a, [&](int64_t r0, int64_t n_rows, float* rows) {
-        dequant(r0, n_rows, rows);
-        return static_cast<const float*>(rows);
-      })) {
-    return true;
-  }
+bool run_part_scratch(const matmul_args& a, Dequant& dequant) {
   const int64_t fit = a.k > 0 ? k_scratch_floats / a.k : 0;
   const int64_t strip = (fit < k_strip_rows ? fit : k_strip_rows) / V::part_rows * V::part_rows;
   if (a.n_cols < k_min_scratch_cols || strip < V::part_rows) return false;
@@ -366,6 +354,24 @@ bool run_dequantized_with(const matmul_args& a, Dequant&& dequant) {
   return true;
 }
 
+// All of a through the scratch, strip by strip: dequant(r0, n_rows, scratch) writes rows [r0, r0 + n_rows) as
+// [n_rows, k] fp32 with the reference's exact values. False (nothing done) when the batch is too small or a row
+// too long for the scratch. Also the K-quants' batch path (matmul_kquants_avx2.cpp / _avx512.cpp). Without part
+// tiles (AVX-512) only the lane path's batches take it.
+template <class V, class Dequant>
+bool run_dequantized_with(const matmul_args& a, Dequant&& dequant) {
+  if constexpr (V::has_lanes) {
+    if (lanes::run<V, false>(a, [&](int64_t r0, int64_t n_rows, float* rows) {
+          dequant(r0, n_rows, rows);
+          return static_cast<const float*>(rows);
+        })) {
+      return true;
+    }
+  }
+  if constexpr (V::parts > 1) return run_part_scratch<V>(a, dequant);
+  return false;
+}
+
 template <class V, class F>
 bool run_dequantized(const matmul_args& a) {
   const size_t rb = row_bytes<F>(a.k);
@@ -375,7 +381,7 @@ bool run_dequantized(const matmul_args& a) {
   });
 }
 
-// Float weights in batches on V::parts > 1: the lane path (matmul_lanes.h) reads f32 rows in place and
+// Float weights in batches on a V with the lane path (matmul_lanes.h) reads f32 rows in place and
 // converts f16/bf16 rows a row block at a time.
 template <class V, class F>
 bool run_float_lanes(const matmul_args& a) {
@@ -449,10 +455,10 @@ kstatus run(const matmul_args& a) {
   if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
   if (a.n_rows < 0 || a.k < 0 || a.n_cols < 0 || a.k % F::type_elems != 0) return kstatus::bad_shape;
   if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
-  if constexpr (V::parts > 1 && F::elem_bytes == 0) {
+  if constexpr ((V::has_lanes || V::parts > 1) && F::elem_bytes == 0) {
     if (run_dequantized<V, F>(a)) return kstatus::ok;
   }
-  if constexpr (V::parts > 1 && F::elem_bytes != 0) {
+  if constexpr (V::has_lanes && F::elem_bytes != 0) {
     if (run_float_lanes<V, F>(a)) return kstatus::ok;
   }
   run_tiles<V, F>(a);

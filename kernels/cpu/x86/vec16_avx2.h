@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/x86/transpose8_ymm.h"
+
 namespace lime::cpu {
 namespace {
 
@@ -33,30 +35,29 @@ struct vec16_avx2 {
   static p p_add(p a, p b) { return _mm256_add_ps(a, b); }
   static p p_bcast(const float* q) { return _mm256_broadcast_ss(q); }
   // d[j][i] = s[i][j] for i, j < 8: an 8 x 8 transpose (the lane path's packing, matmul_lanes.h).
-  static void p_transpose8(const float* const* s, float* const* d) {
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s[i]);
-    for (int i = 0; i < 8; i += 2) {
-      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // s[i][0] s[i+1][0] s[i][1] s[i+1][1] | [4] [5]
-      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // [2] [3] | [6] [7]
-    }
-    for (int i = 0; i < 8; i += 4) {
-      r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);      // column 0 (and 4) of rows i..i+3
-      r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);  // column 1 (5)
-      r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // column 2 (6)
-      r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);  // column 3 (7)
-    }
-    for (int j = 0; j < 4; ++j) {
-      _mm256_storeu_ps(d[j], _mm256_permute2f128_ps(r[j], r[j + 4], 0x20));
-      _mm256_storeu_ps(d[j + 4], _mm256_permute2f128_ps(r[j], r[j + 4], 0x31));
-    }
-  }
+  static void p_transpose8(const float* const* s, float* const* d) { transpose8_ymm(s, d); }
+
+  // The lane path (matmul_lanes.h): register tiles of 6 weight rows x 16 activation columns, the 16 columns as
+  // two ymm (12 accumulators).
+  static constexpr bool has_lanes = true;
+  static constexpr int lane_rows = 6, lane_vecs = 2;
+  using c = __m256;
+  static c c_zero() { return _mm256_setzero_ps(); }
+  static c c_fma(c a, c b, c acc) { return _mm256_fmadd_ps(a, b, acc); }
+  static c c_load(const float* q) { return _mm256_loadu_ps(q); }
+  static void c_store(float* q, c a) { _mm256_storeu_ps(q, a); }
+  static c c_add(c a, c b) { return _mm256_add_ps(a, b); }
+  static c c_bcast(const float* q) { return _mm256_broadcast_ss(q); }
 
   static f zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
   static f set1(float v) { return {_mm256_set1_ps(v), _mm256_set1_ps(v)}; }
   static f load_f32(const void* p) {
     const float* q = static_cast<const float*>(p);
     return {_mm256_loadu_ps(q), _mm256_loadu_ps(q + 8)};
+  }
+  static void store_f32(float* q, f a) {
+    _mm256_storeu_ps(q, a.lo);
+    _mm256_storeu_ps(q + 8, a.hi);
   }
   static f load_f16(const void* p) {
     const __m128i* q = static_cast<const __m128i*>(p);

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/x86/transpose8_ymm.h"
+
 namespace lime::cpu {
 namespace {
 
@@ -25,9 +27,23 @@ struct vec16_avx512 {
   // One zmm holds all 16 lanes: no part tile (matmul_tile.h); the shape constants only keep templates uniform.
   static constexpr int parts = 1, part_rows = 1, part_cols = 1;
 
+  // The lane path (matmul_lanes.h): register tiles of 12 weight rows x 16 activation columns (one zmm each, 12
+  // accumulators; each weight an embedded broadcast). Packing uses the 8 x 8 ymm transpose.
+  static constexpr bool has_lanes = true;
+  static constexpr int lane_rows = 12, lane_vecs = 1;
+  using c = __m512;
+  static c c_zero() { return _mm512_setzero_ps(); }
+  static c c_fma(c a, c b, c acc) { return _mm512_fmadd_ps(a, b, acc); }
+  static c c_load(const float* q) { return _mm512_loadu_ps(q); }
+  static void c_store(float* q, c a) { _mm512_storeu_ps(q, a); }
+  static c c_add(c a, c b) { return _mm512_add_ps(a, b); }
+  static c c_bcast(const float* q) { return _mm512_set1_ps(*q); }
+  static void p_transpose8(const float* const* s, float* const* d) { transpose8_ymm(s, d); }
+
   static f zero() { return _mm512_setzero_ps(); }
   static f set1(float v) { return _mm512_set1_ps(v); }
   static f load_f32(const void* p) { return _mm512_loadu_ps(p); }
+  static void store_f32(float* q, f a) { _mm512_storeu_ps(q, a); }
   static f load_f16(const void* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(static_cast<const __m256i*>(p))); }
   // bf16 -> fp32 is the 16 bits placed on top of a zero low half (exact, as bf16_to_fp32).
   static f load_bf16(const void* p) {
