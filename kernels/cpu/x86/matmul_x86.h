@@ -22,5 +22,7 @@ kstatus matmul_legacy_avx2(const matmul_args& a);
 // One column (decode) of q4_0 / q8_0 (kernels/cpu/x86/matvec_legacy_avx2.cpp); unsupported_type otherwise.
 kstatus matvec_legacy_avx2(const matmul_args& a);
 kstatus matmul_legacy_avx512(const matmul_args& a);
+// One column (decode) of q4_0 / q8_0 (kernels/cpu/x86/matvec_legacy_avx512.cpp); unsupported_type otherwise.
+kstatus matvec_legacy_avx512(const matmul_args& a);
 
 }  // namespace lime::cpu

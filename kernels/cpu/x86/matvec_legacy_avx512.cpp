@@ -1,0 +1,120 @@
+// AVX-512 matvec (one activation column: decode) for q4_0 and q8_0, bitwise equal to matmul_ref. Batches
+// (n_cols > 1) keep the tiles and lane path of matmul_tile.h.
+#include "kernels/cpu/x86/vec16_avx512.h"  // first: its warning pragmas must precede <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/x86/matmul_x86.h"
+
+// How it works. R weight rows at a time, all 16 canonical lanes of a row in one zmm accumulator: R independent
+// fma chains. Every 16 blocks, the R rows' fp16 scales are converted 16 at a time and parked in a small L1
+// array, from which each block takes its scale as an embedded broadcast (a load, no shuffle). Values, by the
+// reference's operations (kernels/cpu/quants_legacy.cpp):
+//   q4_0: (float)(q - 8) * d. Per block, the 16 possible weights table[q] = (q - 8) * d are one multiply of the
+//         exact (q - 8) by d, the reference's own operation for every d (inf and NaN included). Each byte's
+//         low nibble then indexes the table directly (vpermps reads only an index's low 4 bits) and its high
+//         nibble after a shift: 16 weights cost one zero-extension or shift and one permute.
+//   q8_0: (float)q * d, one multiply as the reference.
+
+namespace lime::cpu {
+namespace {
+
+constexpr int k_chunk = 16;  // blocks whose scales are converted together
+
+inline uint16_t read_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// d[j] = fp32 value of the scale of block j (at p + j * stride) for j < n; the rest 0 (never read).
+inline void load_scales(const uint8_t* p, size_t stride, int n, float* d) {
+  alignas(32) uint16_t h[k_chunk] = {};
+  for (int j = 0; j < n; ++j) h[j] = read_u16(p + j * stride);
+  _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h))));
+}
+
+struct q4_0_fmt {
+  static constexpr size_t bytes = 18;
+  // Block j of a row: elements 0-15 (low nibbles of bytes 0-15), then 16-31 (high nibbles), into lanes 0-15.
+  static void feed(const uint8_t* blk, const float* d, const float* x, __m512& acc) {
+    const __m512 minus8 = _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f,
+                                         5.f, 6.f, 7.f);
+    const __m512 table = _mm512_mul_ps(minus8, _mm512_set1_ps(*d));
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+    acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, table), _mm512_loadu_ps(x), acc);
+    acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table), _mm512_loadu_ps(x + 16), acc);
+  }
+};
+
+struct q8_0_fmt {
+  static constexpr size_t bytes = 34;
+  static __m512 i8(const uint8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static void feed(const uint8_t* blk, const float* d, const float* x, __m512& acc) {
+    const __m512 dv = _mm512_set1_ps(*d);
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(i8(blk + 2), dv), _mm512_loadu_ps(x), acc);
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(i8(blk + 18), dv), _mm512_loadu_ps(x + 16), acc);
+  }
+};
+
+// Rows [r0, r0 + R) of a matvec over nb blocks: y[r] for r < R. Always inlined pieces (as in the AVX2 twin: a
+// call would keep the accumulators in memory).
+template <class F, int R>
+void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
+  __m512 acc[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  alignas(64) float d[R][k_chunk];
+  for (int64_t b0 = 0; b0 < nb; b0 += k_chunk) {
+    const int n = nb - b0 < k_chunk ? static_cast<int>(nb - b0) : k_chunk;
+    const uint8_t* wb = w + b0 * F::bytes;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) load_scales(wb + r * rb, F::bytes, n, d[r]);
+    // Ask for the same chunk of the next row group (R rows on) while this one computes: the hardware
+    // prefetchers alone lag on these short rows (measured on the AVX2 twin).
+    for (int r = 0; r < R; ++r) {
+      const char* next = reinterpret_cast<const char*>(wb + (R + r) * rb);
+      for (size_t o = 0; o < n * F::bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+    }
+    const float* xb = x + b0 * 32;
+    for (int j = 0; j < n; ++j) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) F::feed(wb + r * rb + j * F::bytes, &d[r][j], xb + 32 * j, acc[r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) y[r] = vec16_avx512::fold(acc[r]);
+}
+
+constexpr int k_rows = 4;
+
+template <class F>
+kstatus run(const matmul_args& a) {
+  const int64_t nb = a.k / 32;
+  const size_t rb = static_cast<size_t>(nb) * F::bytes;
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  int64_t r = a.row_begin;
+  for (; r + k_rows <= a.row_end; r += k_rows) rows<F, k_rows>(w + r * rb, rb, a.x, nb, a.y + r);
+  for (; r < a.row_end; ++r) rows<F, 1>(w + r * rb, rb, a.x, nb, a.y + r);
+  return kstatus::ok;
+}
+
+}  // namespace
+
+kstatus matvec_legacy_avx512(const matmul_args& a) {
+  if (a.n_cols != 1) return kstatus::unsupported_type;
+  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
+  if (a.n_rows < 0 || a.k < 0 || a.k % 32 != 0) return kstatus::bad_shape;
+  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  switch (a.w_type) {
+    case tensor_type::q4_0: return run<q4_0_fmt>(a);
+    case tensor_type::q8_0: return run<q8_0_fmt>(a);
+    default: return kstatus::unsupported_type;
+  }
+}
+
+}  // namespace lime::cpu
