@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernels/cpu/x86/matmul_x86.h"
+#include "kernels/cpu/x86/matvec_x86.h"
 
 // How it works. R weight rows at a time, 16 canonical lanes per row in two ymm accumulators (lanes 0-7, 8-15):
 // 2R independent fma chains keep both FMA pipes busy. Every 8 blocks, the R rows' fp16 scales are gathered with
@@ -156,27 +157,18 @@ void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
 
 constexpr int k_rows = 4;
 
-template <class F>
-kstatus run(const matmul_args& a) {
-  const int64_t nb = a.k / 32;
-  const size_t rb = static_cast<size_t>(nb) * F::bytes;
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  int64_t r = a.row_begin;
-  for (; r + k_rows <= a.row_end; r += k_rows) rows<F, k_rows>(w + r * rb, rb, a.x, nb, a.y + r);
-  for (; r < a.row_end; ++r) rows<F, 1>(w + r * rb, rb, a.x, nb, a.y + r);
-  return kstatus::ok;
-}
+template <class F, int R>
+struct row_kernel {
+  static void run(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) { rows<F, R>(w, rb, x, nb, y); }
+};
 
 }  // namespace
 
 kstatus matvec_legacy_avx2(const matmul_args& a) {
-  if (a.n_cols != 1) return kstatus::unsupported_type;
-  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
-  if (a.n_rows < 0 || a.k < 0 || a.k % 32 != 0) return kstatus::bad_shape;
-  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  if (const kstatus st = check_legacy_matvec(a); st != kstatus::ok) return st;
   switch (a.w_type) {
-    case tensor_type::q4_0: return run<q4_0_fmt>(a);
-    case tensor_type::q8_0: return run<q8_0_fmt>(a);
+    case tensor_type::q4_0: return run_row_groups<q4_0_fmt, k_rows, row_kernel>(a);
+    case tensor_type::q8_0: return run_row_groups<q8_0_fmt, k_rows, row_kernel>(a);
     default: return kstatus::unsupported_type;
   }
 }
