@@ -304,6 +304,7 @@ kstatus run(const matmul_args& a) {
 }  // namespace
 
 kstatus matmul_kquant_avx512(const matmul_args& a) {
+  if (a.n_cols == 1 && a.w_type == tensor_type::q4_k) return matvec_kquant_avx512(a);
   switch (a.w_type) {
     case tensor_type::q4_k: return run<kq::q4>(a);
     case tensor_type::q5_k: return run<kq::q5>(a);

@@ -11,6 +11,8 @@ namespace lime::cpu {
 // K-quants: q4_k, q5_k, q6_k (kernels/cpu/x86/matmul_kquants_avx2.cpp / _avx512.cpp).
 kstatus matmul_kquant_avx2(const matmul_args& a);
 kstatus matmul_kquant_avx512(const matmul_args& a);
+// One column (decode) of q4_k (kernels/cpu/x86/matvec_kquant_avx512.cpp); unsupported_type otherwise.
+kstatus matvec_kquant_avx512(const matmul_args& a);
 
 // Float weights: f32, f16, bf16 (defined in kernels/cpu/x86/matmul_avx2.cpp / matmul_avx512.cpp).
 kstatus matmul_float_avx2(const matmul_args& a);

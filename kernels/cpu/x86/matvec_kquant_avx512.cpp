@@ -1,0 +1,115 @@
+// AVX-512 matvec (one activation column: decode) for q4_k, bitwise equal to matmul_ref, with the weights
+// dequantized in registers straight from the blocks (no staging through L1 as the batched K-quant tiles do).
+// Batches keep matmul_kquants_avx512.cpp.
+#include "kernels/cpu/x86/vec16_avx512.h"  // first: its warning pragmas must precede <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/x86/matmul_x86.h"
+
+// How it works. R weight rows at a time, the 16 canonical lanes of a row in one zmm accumulator (R fma
+// chains). A super-block's 32 bytes qs[32c, 32c + 32) hold elements 64c + l (low nibbles, sub-block 2c) and
+// 64c + 32 + l (high nibbles, sub-block 2c + 1): one zero-extension of 16 bytes gives 16 lanes of both, and
+// vpermps reads only an index's low 4 bits, so the low nibbles index as they are and the high ones after a
+// shift. Each sub-block's 16 possible weights table[q] = fmsub(d1, q, m1), d1 = d * sc, m1 = dmin * m, are
+// bit-identical to the reference's d1 * q - m1 (d * sc and d1 * q are exact in fp32: one rounding of the same
+// exact difference). d1 and m1 of a chunk of super-blocks are computed first into a small L1 array, from which
+// the tables take them as broadcast loads (kept in registers they would cost a shuffle each).
+
+namespace lime::cpu {
+namespace {
+
+constexpr int64_t k_qk = 256;      // elements per super-block
+constexpr size_t k_bytes = 144;    // bytes per q4_k super-block
+constexpr int k_chunk_blocks = 4;  // super-blocks whose scales are unpacked together
+
+// The 8 d1 then the 8 m1 of the super-block at blk -> dm[16]. The 6-bit scales and mins (k4_scale_min's
+// layout) are unpacked four at a time in 32-bit words: bytes 0-3 hold sc[0..3] and, in bits 6-7, the top bits
+// of sc[4..7]; bytes 4-7 likewise m[0..3] and m[4..7]'s top bits; bytes 8-11 the low nibbles of sc[4..7] (low)
+// and m[4..7] (high).
+inline void unpack_scales(const uint8_t* blk, float* dm) {
+  uint32_t w[4];
+  std::memcpy(w, blk, sizeof w);  // w[0]: d, dmin (fp16); w[1..3]: the 12 scale bytes
+  const uint32_t sc_lo = w[1] & 0x3f3f3f3fu;
+  const uint32_t m_lo = w[2] & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (w[3] & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+  const uint32_t m_hi = ((w[3] >> 4) & 0x0f0f0f0fu) | ((w[2] >> 2) & 0x30303030u);
+  const __m128i sm = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(m_lo),
+                                    static_cast<int>(m_hi));
+  const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(w[0])));  // [d, dmin, 0, 0]
+  const __m512i pick = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512 scale = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(d_dmin));
+  _mm512_store_ps(dm, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm))));
+}
+
+inline __m512i bytes16(const uint8_t* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// Elements [64c, 64c + 64) of the super-block at blk (scales dm) times x[0..64) into acc, in K order per lane.
+inline void feed64(const uint8_t* blk, const float* dm, int c, const __m512* xv, __m512& acc) {
+  const __m512 iota = _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f,
+                                     14.f, 15.f);
+  const __m512 t_lo = _mm512_fmsub_ps(_mm512_set1_ps(dm[2 * c]), iota, _mm512_set1_ps(dm[8 + 2 * c]));
+  const __m512 t_hi = _mm512_fmsub_ps(_mm512_set1_ps(dm[2 * c + 1]), iota, _mm512_set1_ps(dm[9 + 2 * c]));
+  const __m512i q0 = bytes16(blk + 16 + 32 * c);
+  const __m512i q1 = bytes16(blk + 32 + 32 * c);
+  acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(q0, t_lo), xv[0], acc);
+  acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(q1, t_lo), xv[1], acc);
+  acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q0, 4), t_hi), xv[2], acc);
+  acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q1, 4), t_hi), xv[3], acc);
+}
+
+// Rows [0, R) at w (row stride rb) of a matvec over nb super-blocks: y[r] for r < R.
+template <int R>
+void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
+  __m512 acc[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  alignas(64) float dm[R][k_chunk_blocks][16];
+  for (int64_t b0 = 0; b0 < nb; b0 += k_chunk_blocks) {
+    const int n = nb - b0 < k_chunk_blocks ? static_cast<int>(nb - b0) : k_chunk_blocks;
+    const uint8_t* wb = w + b0 * k_bytes;
+    for (int r = 0; r < R; ++r) {
+      for (int i = 0; i < n; ++i) unpack_scales(wb + r * rb + i * k_bytes, dm[r][i]);
+    }
+    // The same chunk of the next row group, requested while this one computes (as the other matvecs do).
+    for (int r = 0; r < R; ++r) {
+      const char* next = reinterpret_cast<const char*>(wb + (R + r) * rb);
+      for (size_t o = 0; o < n * k_bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+    }
+    for (int i = 0; i < n; ++i) {
+      const float* xb = x + (b0 + i) * k_qk;
+      for (int c = 0; c < 4; ++c) {
+        const __m512 xv[4] = {_mm512_loadu_ps(xb + 64 * c), _mm512_loadu_ps(xb + 64 * c + 16),
+                              _mm512_loadu_ps(xb + 64 * c + 32), _mm512_loadu_ps(xb + 64 * c + 48)};
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) feed64(wb + r * rb + i * k_bytes, dm[r][i], c, xv, acc[r]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) y[r] = vec16_avx512::fold(acc[r]);
+}
+
+constexpr int k_rows = 4;
+
+}  // namespace
+
+kstatus matvec_kquant_avx512(const matmul_args& a) {
+  if (a.n_cols != 1 || a.w_type != tensor_type::q4_k) return kstatus::unsupported_type;
+  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
+  if (a.n_rows < 0 || a.k < 0 || a.k % k_qk != 0) return kstatus::bad_shape;
+  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  const int64_t nb = a.k / k_qk;
+  const size_t rb = static_cast<size_t>(nb) * k_bytes;
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  int64_t r = a.row_begin;
+  for (; r + k_rows <= a.row_end; r += k_rows) rows<k_rows>(w + r * rb, rb, a.x, nb, a.y + r);
+  for (; r < a.row_end; ++r) rows<1>(w + r * rb, rb, a.x, nb, a.y + r);
+  return kstatus::ok;
+}
+
+}  // namespace lime::cpu
