@@ -31,7 +31,7 @@ struct variant {
 
 // rows_for(1) is 4 in avx2: both get covered. The lane tiles: avx2 6 rows x 2 vectors, avx512 12 rows x 1.
 using emu_avx2_shape = test::vec16_emu<3, 2, 2, 2, 2, 3, 4, 6, 2>;
-using emu_avx512_shape = test::vec16_emu<6, 8, 6, 4, 1, 1, 1, 12, 1>;  // the zmm tile shapes of vec16_avx512
+using emu_avx512_shape = test::vec16_emu<6, 8, 6, 4, 1, 1, 1, 12, 1, 2>;  // the zmm tile shapes of vec16_avx512
 using emu_matvec_shape = test::vec16_emu<1, 4, 4, 4>;
 
 kstatus emu_run(const matmul_args& a, int shape) {
@@ -370,8 +370,12 @@ TEST_P(matmul_simd, packed_activations_equal_reference) {
     const size_t floats = static_cast<size_t>(n_panels * 16 * s.k);
     std::vector<float> xl(floats, std::nanf("")), whole(floats, std::nanf(""));
     if (packs) {
-      if (v_.name == "avx2") ASSERT_EQ(matmul_lanes_floats_avx2(s.k, s.cols), static_cast<int64_t>(floats));
-      if (v_.name == "avx512") ASSERT_EQ(matmul_lanes_floats_avx512(s.k, s.cols), static_cast<int64_t>(floats));
+      if (v_.name == "avx2") {
+        ASSERT_EQ(matmul_lanes_floats_avx2(s.k, s.cols), static_cast<int64_t>(floats));
+      }
+      if (v_.name == "avx512") {
+        ASSERT_EQ(matmul_lanes_floats_avx512(s.k, s.cols), static_cast<int64_t>(floats));
+      }
       pack(x.data(), s.k, s.cols, 0, n_panels / 2, xl.data());
       pack(x.data(), s.k, s.cols, n_panels / 2, n_panels, xl.data());
       pack(x.data(), s.k, s.cols, 0, n_panels, whole.data());
@@ -493,7 +497,9 @@ TEST(matmul_dispatch, variants_and_fallback) {
   EXPECT_TRUE(isa_available(isa_best()));
 #if LIME_ARCH_X86
   EXPECT_FALSE(isa_available(isa::neon));
-  if (isa_available(isa::avx512)) EXPECT_TRUE(isa_available(isa::avx2));
+  if (isa_available(isa::avx512)) {
+    EXPECT_TRUE(isa_available(isa::avx2));
+  }
 #endif
 #if LIME_ARCH_ARM64
   EXPECT_FALSE(isa_available(isa::avx2));
@@ -503,11 +509,16 @@ TEST(matmul_dispatch, variants_and_fallback) {
   const char* env = std::getenv("LIME_ISA");
   if (env) {
     for (isa i : {isa::ref, isa::avx2, isa::avx512, isa::neon}) {
-      if (std::strcmp(env, isa_name(i)) == 0 && isa_available(i)) EXPECT_EQ(isa_best(), i);
+      if (std::strcmp(env, isa_name(i)) == 0 && isa_available(i)) {
+        EXPECT_EQ(isa_best(), i);
+      }
     }
   } else {
-    if (isa_available(isa::avx512)) EXPECT_EQ(isa_best(), isa::avx512);
-    else if (isa_available(isa::avx2)) EXPECT_EQ(isa_best(), isa::avx2);
+    if (isa_available(isa::avx512)) {
+      EXPECT_EQ(isa_best(), isa::avx512);
+    } else if (isa_available(isa::avx2)) {
+      EXPECT_EQ(isa_best(), isa::avx2);
+    }
   }
   // An unavailable variant is refused; every available one (and matmul) matches the reference.
   const std::vector<uint8_t> w = random_weights(tensor_type::q4_1, 6, 64, 2);

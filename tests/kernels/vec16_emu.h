@@ -12,9 +12,10 @@ namespace lime::cpu::test {
 
 // rows_for: 1-2 cols -> R1, 3-4 -> R2, more -> R3. Parts > 1: the part tile of PR rows x PC columns, with
 // accumulators of 16 / Parts lanes (as vec16_avx2's ymm halves). LaneRows > 0: the lane path's tile of LaneRows
-// rows x 16 columns held as LaneVecs vectors (vec16_avx2: 6 x 2 ymm; vec16_avx512: 12 x 1 zmm).
+// rows x 16 columns held as LaneVecs vectors, LanePanels panels of 16 columns at a time (vec16_avx2: 6 x 2 ymm x 1;
+// vec16_avx512: 12 x 1 zmm x 2).
 template <int MaxCols, int R1, int R2, int R3, int Parts = 1, int PR = 1, int PC = 1, int LaneRows = 0,
-          int LaneVecs = 1>
+          int LaneVecs = 1, int LanePanels = 1>
 struct vec16_emu {
   struct f {
     float v[16];
@@ -60,7 +61,7 @@ struct vec16_emu {
   }
 
   static constexpr bool has_lanes = LaneRows > 0;
-  static constexpr int lane_rows = LaneRows, lane_vecs = LaneVecs;
+  static constexpr int lane_rows = LaneRows, lane_vecs = LaneVecs, lane_panels = LanePanels;
   static constexpr int c_width = 16 / LaneVecs;
   struct c {
     float v[c_width];

@@ -1,7 +1,7 @@
 // The lane-major batched matmul (AVX2, AVX-512): the canonical order keeps each of the 16 lanes of a (row, col)
 // dot product apart until the fold, so each lane l is its own small matmul over the elements k = 16i + l. Packed
 // lane by lane, that matmul runs as outer products (a weight broadcast times 16 activation columns) in a
-// V::lane_rows x 16 register tile (AVX2 6 x 2 ymm, AVX-512 12 x 1 zmm): each loaded byte feeds 6 to 16 fmas
+// V::lane_rows x 16 V::lane_panels register tile (AVX2 6 x 2 ymm, AVX-512 12 x 2 zmm): each loaded byte feeds 6 to 16 fmas
 // instead of the 3 to 4 of the dot-product tiles, so K of 2048 no longer runs out of L2 bandwidth. Same
 // operations per lane: same bits. The packed activations' layout does not depend on V.
 #pragma once
@@ -106,35 +106,38 @@ void pack_w(const plan& pl, const float* rows, int64_t n, float* wp) {
   }
 }
 
-// One lane of a lane_rows x 16 tile: s[r][c] = sum over i of w[i][r] * x[i][c] by fmas in i order from +0, stored
-// to out (lanes 0-7), or the fold's first step for lanes 8-15: out = out + s (out holding lane l - 8).
-template <class V, bool AddInto>
-void lane_tile(const float* w, const float* x, int64_t kq, float* out) {
+// One lane of a lane_rows x (16 NP) tile, NP panels of 16 columns (panel q's packed lane at x + q * xs):
+// s[r][c] = sum over i of w[i][r] * x[i][c] by fmas in i order from +0, stored to out + q * os (lanes 0-7), or
+// the fold's first step for lanes 8-15: out = out + s (out holding lane l - 8). Each weight broadcast feeds NP
+// fmas (V::lane_panels: AVX-512 takes 2, so a step is 2 loads and 12 broadcasts for 24 fmas; one panel would
+// leave it bound by its 13 loads per 12 fmas).
+template <class V, bool AddInto, int NP>
+void lane_tile(const float* w, const float* x, int64_t xs, int64_t kq, float* out, int64_t os) {
   using vc = typename V::c;
-  constexpr int R = V::lane_rows, NV = V::lane_vecs, W = k_cols / NV;
+  constexpr int R = V::lane_rows, NV = V::lane_vecs * NP, W = k_cols / V::lane_vecs;
   vc acc[R][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = V::c_zero();
   for (int64_t i = 0; i < kq; ++i) {
     vc xv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) xv[v] = V::c_load(x + i * k_cols + v * W);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) xv[v] = V::c_load(x + (v / V::lane_vecs) * xs + i * k_cols + (v % V::lane_vecs) * W);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const vc wv = V::c_bcast(w + i * R + r);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = V::c_fma(wv, xv[v], acc[r][v]);
     }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
-    float* o = out + r * k_cols;
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
-      if constexpr (AddInto) acc[r][v] = V::c_add(V::c_load(o + v * W), acc[r][v]);
-      V::c_store(o + v * W, acc[r][v]);
+      float* o = out + (v / V::lane_vecs) * os + r * k_cols + (v % V::lane_vecs) * W;
+      if constexpr (AddInto) acc[r][v] = V::c_add(V::c_load(o), acc[r][v]);
+      V::c_store(o, acc[r][v]);
     }
   }
 }
@@ -206,7 +209,10 @@ bool run(const matmul_args& a, Rows&& rows) {
   if (!buf) return false;
   float* wp = buf + x_floats;
   float* scratch = wp + pl.w_floats();
-  alignas(64) float park[8][k_max_block_rows][k_cols];  // lanes l + l + 8 of each (row, column) of a tile pass
+  constexpr int NP = V::lane_panels;
+  // Lanes l + l + 8 of each (row, column) of a tile pass, per panel.
+  alignas(64) float park[NP][8][k_max_block_rows][k_cols];
+  constexpr int64_t park_panel = 8 * k_max_block_rows * k_cols;
 
   for (int64_t c0 = 0; c0 < a.n_cols; c0 += pl.block_cols) {
     const int64_t c1 = a.n_cols - c0 < pl.block_cols ? a.n_cols : c0 + pl.block_cols;
@@ -224,18 +230,27 @@ bool run(const matmul_args& a, Rows&& rows) {
         const int64_t left = n_rows - t * R;
         pack_w<V>(pl, src + t * R * a.k, left < R ? left : R, wp + t * pl.w_panel);
       }
-      for (int64_t p = 0; p < n_panels; ++p) {
+      for (int64_t p = 0; p < n_panels; p += NP) {
         const float* xpp = xp + p * pl.x_panel;
+        const bool full = p + NP <= n_panels;  // else one panel (the only remainder when NP is 2)
         for (int l = 0; l < 16; ++l) {
           for (int64_t t = 0; t < n_tiles; ++t) {
             const float* wl = wp + t * pl.w_panel + l * pl.w_lane;
             const float* xl = xpp + l * pl.kq * k_cols;
-            if (l < 8) lane_tile<V, false>(wl, xl, pl.kq, park[l][t * R]);
-            else lane_tile<V, true>(wl, xl, pl.kq, park[l - 8][t * R]);
+            float* o = park[0][l % 8][t * R];
+            if (full) {
+              if (l < 8) lane_tile<V, false, NP>(wl, xl, pl.x_panel, pl.kq, o, park_panel);
+              else lane_tile<V, true, NP>(wl, xl, pl.x_panel, pl.kq, o, park_panel);
+            } else {
+              if (l < 8) lane_tile<V, false, 1>(wl, xl, pl.x_panel, pl.kq, o, park_panel);
+              else lane_tile<V, true, 1>(wl, xl, pl.x_panel, pl.kq, o, park_panel);
+            }
           }
         }
-        const int64_t c = c0 + p * k_cols;
-        fold_to_y<V>(park, n_rows, c1 - c < k_cols ? c1 - c : k_cols, a.y + c * a.n_rows + r0, a.n_rows);
+        for (int q = 0; q < NP && p + q < n_panels; ++q) {
+          const int64_t c = c0 + (p + q) * k_cols;
+          fold_to_y<V>(park[q], n_rows, c1 - c < k_cols ? c1 - c : k_cols, a.y + c * a.n_rows + r0, a.n_rows);
+        }
       }
     }
   }

@@ -38,9 +38,9 @@ struct vec16_avx2 {
   static void p_transpose8(const float* const* s, float* const* d) { transpose8_ymm(s, d); }
 
   // The lane path (matmul_lanes.h): register tiles of 6 weight rows x 16 activation columns, the 16 columns as
-  // two ymm (12 accumulators).
+  // two ymm (12 accumulators), one panel of 16 columns at a time.
   static constexpr bool has_lanes = true;
-  static constexpr int lane_rows = 6, lane_vecs = 2;
+  static constexpr int lane_rows = 6, lane_vecs = 2, lane_panels = 1;
   using c = __m256;
   static c c_zero() { return _mm256_setzero_ps(); }
   static c c_fma(c a, c b, c acc) { return _mm256_fmadd_ps(a, b, acc); }

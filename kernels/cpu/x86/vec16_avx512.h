@@ -27,10 +27,11 @@ struct vec16_avx512 {
   // One zmm holds all 16 lanes: no part tile (matmul_tile.h); the shape constants only keep templates uniform.
   static constexpr int parts = 1, part_rows = 1, part_cols = 1;
 
-  // The lane path (matmul_lanes.h): register tiles of 12 weight rows x 16 activation columns (one zmm each, 12
-  // accumulators; each weight an embedded broadcast). Packing uses the 8 x 8 ymm transpose.
+  // The lane path (matmul_lanes.h): register tiles of 12 weight rows x 2 panels of 16 activation columns (one
+  // zmm each, 24 accumulators; each weight an embedded broadcast for 2 fmas). Packing uses the 8 x 8 ymm
+  // transpose.
   static constexpr bool has_lanes = true;
-  static constexpr int lane_rows = 12, lane_vecs = 1;
+  static constexpr int lane_rows = 12, lane_vecs = 1, lane_panels = 2;
   using c = __m512;
   static c c_zero() { return _mm512_setzero_ps(); }
   static c c_fma(c a, c b, c acc) { return _mm512_fmadd_ps(a, b, acc); }
