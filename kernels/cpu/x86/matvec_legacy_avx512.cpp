@@ -24,17 +24,47 @@ namespace {
 
 constexpr int k_chunk = 16;  // blocks whose scales are converted together
 
-inline uint16_t read_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+// Bytes [0, n) of p as a 64-byte mask (n may be <= 0 or >= 64): masked-off bytes are neither read nor faulted.
+inline __mmask64 first_bytes(int64_t n) {
+  return n >= 64 ? ~__mmask64{0} : n <= 0 ? __mmask64{0} : (__mmask64{1} << n) - 1;
 }
 
-// d[j] = fp32 value of the scale of block j (at p + j * stride) for j < n; the rest 0 (never read).
-inline void load_scales(const uint8_t* p, size_t stride, int n, float* d) {
-  alignas(32) uint16_t h[k_chunk] = {};
-  for (int j = 0; j < n; ++j) h[j] = read_u16(p + j * stride);
-  _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h))));
+// Gathering the fp16 scales of 16 blocks of B bytes (at block offset 0) with word permutes: a 128-byte window
+// holds the scales of `per` consecutive blocks, picked out of its two zmm by one vpermt2w.
+template <size_t B>
+struct scale_windows {
+  static constexpr int per = 126 / static_cast<int>(B) + 1;  // scales wholly inside one 128-byte window
+  static constexpr int count = (k_chunk + per - 1) / per;
+  // idx[w][j]: word of window w that holds block j's scale, for the blocks j window w serves (others 0).
+  struct table {
+    alignas(64) uint16_t idx[count][32];
+  };
+  static constexpr table make() {
+    table t{};
+    for (int w = 0; w < count; ++w)
+      for (int j = w * per; j < (w + 1) * per && j < k_chunk; ++j) t.idx[w][j] = static_cast<uint16_t>((j - w * per) * B / 2);
+    return t;
+  }
+  static constexpr table words = make();
+};
+
+// d[j] = fp32 value of the scale of block j (at p + j * B) for j < n; the rest 0 (never read). Reads only the
+// n blocks' bytes.
+template <size_t B>
+inline void load_scales(const uint8_t* p, int n, float* d) {
+  using sw = scale_windows<B>;
+  const int64_t avail = static_cast<int64_t>(n) * static_cast<int64_t>(B);
+  __m512i h = _mm512_setzero_si512();
+#pragma GCC unroll 4
+  for (int w = 0; w < sw::count; ++w) {
+    const int64_t o = static_cast<int64_t>(w) * sw::per * static_cast<int64_t>(B);
+    const __m512i lo = _mm512_maskz_loadu_epi8(first_bytes(avail - o), p + o);
+    const __m512i hi = _mm512_maskz_loadu_epi8(first_bytes(avail - o - 64), p + o + 64);
+    const __m512i idx = _mm512_load_si512(sw::words.idx[w]);
+    const __mmask32 mine = ((__mmask32{1} << sw::per) - 1) << (w * sw::per);
+    h = _mm512_mask_blend_epi16(mine, h, _mm512_permutex2var_epi16(lo, idx, hi));
+  }
+  _mm512_store_ps(d, _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
 }
 
 struct q4_0_fmt {
@@ -74,7 +104,7 @@ void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
     const int n = nb - b0 < k_chunk ? static_cast<int>(nb - b0) : k_chunk;
     const uint8_t* wb = w + b0 * F::bytes;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) load_scales(wb + r * rb, F::bytes, n, d[r]);
+    for (int r = 0; r < R; ++r) load_scales<F::bytes>(wb + r * rb, n, d[r]);
     // Ask for the same chunk of the next row group (R rows on) while this one computes: the hardware
     // prefetchers alone lag on these short rows (measured on the AVX2 twin).
     for (int r = 0; r < R; ++r) {
