@@ -1,9 +1,10 @@
 // The lane-major batched matmul (AVX2, AVX-512): the canonical order keeps each of the 16 lanes of a (row, col)
 // dot product apart until the fold, so each lane l is its own small matmul over the elements k = 16i + l. Packed
 // lane by lane, that matmul runs as outer products (a weight broadcast times 16 activation columns) in a
-// V::lane_rows x 16 V::lane_panels register tile (AVX2 6 x 2 ymm, AVX-512 12 x 2 zmm): each loaded byte feeds 6 to 16 fmas
-// instead of the 3 to 4 of the dot-product tiles, so K of 2048 no longer runs out of L2 bandwidth. Same
-// operations per lane: same bits. The packed activations' layout does not depend on V.
+// register tile of V::lane_rows rows x V::lane_panels panels of 16 columns (AVX2 6 rows x 1 panel of 2 ymm,
+// AVX-512 12 rows x 2 panels of 1 zmm): each loaded byte feeds 6 to 24 fmas instead of the 3 to 4 of the
+// dot-product tiles, so K of 2048 no longer runs out of L2 bandwidth. Same operations per lane: same bits. The
+// packed activations' layout does not depend on V.
 #pragma once
 #include <cstddef>
 #include <cstdint>
