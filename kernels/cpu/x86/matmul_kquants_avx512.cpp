@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernels/cpu/x86/matmul_tile.h"
+#include "kernels/cpu/x86/kquant_scales_x86.h"
 #include "kernels/cpu/x86/matmul_x86.h"
 #include "kernels/quant_blocks.h"
 
@@ -56,21 +57,14 @@ __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<c
 void store256(uint8_t* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
 
 // q4_k / q5_k: the weight tables of the 8 sub-blocks. d1 = d * sc and m1 = dmin * m come from the 6-bit scales
-// and mins (k4_scale_min's layout), unpacked four at a time in 32-bit words: bytes 0-3 hold sc[0..3] and, in
-// bits 6-7, the top bits of sc[4..7]; bytes 4-7 likewise m[0..3] and m[4..7]'s top bits; bytes 8-11 the low
-// nibbles of sc[4..7] (low) and m[4..7] (high).
+// and mins (kquant_scales_x86.h).
 template <int NQ>
 void stage_tables(const uint8_t* blk, float (*table)[32]) {
   const float d = half_to_float(blk);
   const float dmin = half_to_float(blk + 2);
-  uint32_t w[3];
-  std::memcpy(w, blk + 4, sizeof w);
-  const uint32_t sc_lo = w[0] & 0x3f3f3f3fu;
-  const uint32_t m_lo = w[1] & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
-  const uint32_t m_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
-  const __m128i sc = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), 0, 0);
-  const __m128i m = _mm_setr_epi32(static_cast<int>(m_lo), static_cast<int>(m_hi), 0, 0);
+  const k4_scale_words k = unpack_k4_scales(blk + 4);
+  const __m128i sc = _mm_setr_epi32(static_cast<int>(k.sc_lo), static_cast<int>(k.sc_hi), 0, 0);
+  const __m128i m = _mm_setr_epi32(static_cast<int>(k.m_lo), static_cast<int>(k.m_hi), 0, 0);
   alignas(32) float d1[8], m1[8];
   _mm256_store_ps(d1, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc))));
   _mm256_store_ps(m1, _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m))));

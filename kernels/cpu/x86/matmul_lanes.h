@@ -143,6 +143,16 @@ void lane_tile(const float* w, const float* x, int64_t xs, int64_t kq, float* ou
   }
 }
 
+// Lane l of the tile: lanes 0-7 store, lanes 8-15 add into lane l - 8 (the fold's first step).
+template <class V, int NP>
+void lane_tile_at(int l, const float* w, const float* x, int64_t xs, int64_t kq, float* out, int64_t os) {
+  if (l < 8) {
+    lane_tile<V, false, NP>(w, x, xs, kq, out, os);
+  } else {
+    lane_tile<V, true, NP>(w, x, xs, kq, out, os);
+  }
+}
+
 // The rest of the canonical fold (lanes l += l + 4, then + 2, + 1) of park[l][r][c], which holds lanes l + l + 8
 // already, for rows [r, r + n) (n <= 8) -> s[n][16].
 template <class V>
@@ -240,11 +250,9 @@ bool run(const matmul_args& a, Rows&& rows) {
             const float* xl = xpp + l * pl.kq * k_cols;
             float* o = park[0][l % 8][t * R];
             if (full) {
-              if (l < 8) lane_tile<V, false, NP>(wl, xl, pl.x_panel, pl.kq, o, park_panel);
-              else lane_tile<V, true, NP>(wl, xl, pl.x_panel, pl.kq, o, park_panel);
+              lane_tile_at<V, NP>(l, wl, xl, pl.x_panel, pl.kq, o, park_panel);
             } else {
-              if (l < 8) lane_tile<V, false, 1>(wl, xl, pl.x_panel, pl.kq, o, park_panel);
-              else lane_tile<V, true, 1>(wl, xl, pl.x_panel, pl.kq, o, park_panel);
+              lane_tile_at<V, 1>(l, wl, xl, pl.x_panel, pl.kq, o, park_panel);
             }
           }
         }

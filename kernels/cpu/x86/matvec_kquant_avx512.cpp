@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/x86/kquant_scales_x86.h"
 #include "kernels/cpu/x86/matmul_x86.h"
+#include "kernels/cpu/x86/matvec_x86.h"
 
 // How it works. R weight rows at a time, the 16 canonical lanes of a row in one zmm accumulator (R fma
 // chains). A super-block's 32 bytes qs[32c, 32c + 32) hold elements 64c + l (low nibbles, sub-block 2c) and
@@ -25,20 +27,14 @@ constexpr int64_t k_qk = 256;      // elements per super-block
 constexpr size_t k_bytes = 144;    // bytes per q4_k super-block
 constexpr int k_chunk_blocks = 4;  // super-blocks whose scales are unpacked together
 
-// The 8 d1 then the 8 m1 of the super-block at blk -> dm[16]. The 6-bit scales and mins (k4_scale_min's
-// layout) are unpacked four at a time in 32-bit words: bytes 0-3 hold sc[0..3] and, in bits 6-7, the top bits
-// of sc[4..7]; bytes 4-7 likewise m[0..3] and m[4..7]'s top bits; bytes 8-11 the low nibbles of sc[4..7] (low)
-// and m[4..7] (high).
+// The 8 d1 then the 8 m1 of the super-block at blk -> dm[16].
 inline void unpack_scales(const uint8_t* blk, float* dm) {
-  uint32_t w[4];
-  std::memcpy(w, blk, sizeof w);  // w[0]: d, dmin (fp16); w[1..3]: the 12 scale bytes
-  const uint32_t sc_lo = w[1] & 0x3f3f3f3fu;
-  const uint32_t m_lo = w[2] & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (w[3] & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
-  const uint32_t m_hi = ((w[3] >> 4) & 0x0f0f0f0fu) | ((w[2] >> 2) & 0x30303030u);
-  const __m128i sm = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(m_lo),
-                                    static_cast<int>(m_hi));
-  const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(w[0])));  // [d, dmin, 0, 0]
+  const k4_scale_words k = unpack_k4_scales(blk + 4);
+  const __m128i sm = _mm_setr_epi32(static_cast<int>(k.sc_lo), static_cast<int>(k.sc_hi), static_cast<int>(k.m_lo),
+                                    static_cast<int>(k.m_hi));
+  uint32_t d_dmin_h;
+  std::memcpy(&d_dmin_h, blk, sizeof d_dmin_h);  // d, dmin (fp16)
+  const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_h)));  // [d, dmin, 0, 0]
   const __m512i pick = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512 scale = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(d_dmin));
   _mm512_store_ps(dm, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm))));
@@ -99,17 +95,8 @@ constexpr int k_rows = 4;
 }  // namespace
 
 kstatus matvec_kquant_avx512(const matmul_args& a) {
-  if (a.n_cols != 1 || a.w_type != tensor_type::q4_k) return kstatus::unsupported_type;
-  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
-  if (a.n_rows < 0 || a.k < 0 || a.k % k_qk != 0) return kstatus::bad_shape;
-  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
-  const int64_t nb = a.k / k_qk;
-  const size_t rb = static_cast<size_t>(nb) * k_bytes;
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  int64_t r = a.row_begin;
-  for (; r + k_rows <= a.row_end; r += k_rows) rows<k_rows>(w + r * rb, rb, a.x, nb, a.y + r);
-  for (; r < a.row_end; ++r) rows<1>(w + r * rb, rb, a.x, nb, a.y + r);
-  return kstatus::ok;
+  if (a.w_type != tensor_type::q4_k) return kstatus::unsupported_type;
+  return run_matvec(a, k_qk, k_bytes, k_rows, rows<k_rows>, rows<1>);
 }
 
 }  // namespace lime::cpu

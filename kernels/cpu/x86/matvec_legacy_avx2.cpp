@@ -157,18 +157,12 @@ void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
 
 constexpr int k_rows = 4;
 
-template <class F, int R>
-struct row_kernel {
-  static void run(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) { rows<F, R>(w, rb, x, nb, y); }
-};
-
 }  // namespace
 
 kstatus matvec_legacy_avx2(const matmul_args& a) {
-  if (const kstatus st = check_legacy_matvec(a); st != kstatus::ok) return st;
   switch (a.w_type) {
-    case tensor_type::q4_0: return run_row_groups<q4_0_fmt, k_rows, row_kernel>(a);
-    case tensor_type::q8_0: return run_row_groups<q8_0_fmt, k_rows, row_kernel>(a);
+    case tensor_type::q4_0: return run_matvec(a, 32, q4_0_fmt::bytes, k_rows, rows<q4_0_fmt, k_rows>, rows<q4_0_fmt, 1>);
+    case tensor_type::q8_0: return run_matvec(a, 32, q8_0_fmt::bytes, k_rows, rows<q8_0_fmt, k_rows>, rows<q8_0_fmt, 1>);
     default: return kstatus::unsupported_type;
   }
 }
