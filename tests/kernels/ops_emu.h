@@ -10,10 +10,12 @@
 
 namespace lime::cpu::test {
 
-// WeighVectors: the attention V block of the ISA being imitated (AVX2 4, AVX-512 8).
-template <int WeighVectors>
+// WeighVectors: the attention V block of the ISA being imitated (AVX2 4, AVX-512 8); LaneScores: whether it takes
+// the lane-major attention scores (AVX-512).
+template <int WeighVectors, bool LaneScores>
 struct ops_emu {
   static constexpr int weigh_vectors = WeighVectors;
+  static constexpr bool lane_scores = LaneScores;
   struct f {
     float v[16];
   };
@@ -111,6 +113,10 @@ struct ops_emu {
     out[1] = fold(a1);
     out[2] = fold(a2);
     out[3] = fold(a3);
+  }
+  static void transpose8(const float* const* s, float* const* d) {  // d[j][i] = s[i][j]
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 8; ++j) d[j][i] = s[i][j];
   }
   static float fma_s(float a, float b, float c) { return std::fma(a, b, c); }
   static float sqrt_s(float a) { return std::sqrt(a); }

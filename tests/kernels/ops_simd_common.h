@@ -36,8 +36,8 @@ struct variant {
   attention_fn attention = nullptr;
 };
 
-using emu = test::ops_emu<8>;   // AVX-512's attention V blocks
-using emu4 = test::ops_emu<4>;  // AVX2's
+using emu = test::ops_emu<8, true>;    // AVX-512's attention V blocks and lane-major scores
+using emu4 = test::ops_emu<4, false>;  // AVX2's
 // Room for per-chunk results: the ISA entry points' size; 600 floats, so that only some of a kv head's query heads
 // (or one, or none) share a pass; and 1 float, so that every head takes the two-pass path.
 float g_saved[ops::k_saved_floats];

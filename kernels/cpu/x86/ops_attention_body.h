@@ -80,15 +80,86 @@ inline joint make_joint(const item* it, int32_t ni, int32_t kvh, int32_t c, floa
   return g;
 }
 
-// s_k[i] = dot_canonical(q_k, k_{j0+i}) * scale; four positions at a time, folded together (V::fold4), each group
-// of rows used by every joint item while it is in L1. An item whose range ends inside a group of four gets the
-// group's later scores too (rows that exist for the other items); it never reads them.
+// Lane-major scores (V::lane_scores): 16 positions of K staged transposed, kt[d][p] = k_p[d], so that the
+// canonical lane l of 16 dot products is one vector over the positions (acc[l][p]) and the fold is 15 vertical
+// adds for 16 scores, where folding each dot product's vector costs about 6 shuffles and adds per score. The
+// transpose is paid once per kv head and shared by the joint items, hence the floor on their number.
+constexpr int32_t k_lane_group = 16;      // positions per lane-major group
+constexpr int32_t k_lane_max_hd = 256;    // head_dim kt holds (16 KiB)
+constexpr int32_t k_lane_min_items = 8;   // fewer joint items fold per score (the transpose would cost more)
+
+// The next 16 rows of k -> kt[d][16] for d < hd (a multiple of 16); f16 rows are converted (exactly) into tmp
+// [16][hd] first.
+template <class V, class T>
+void stage_k_lanes(row_cursor<T>& k, int32_t hd, float* kt, float* tmp) {
+  const float* rows[k_lane_group];
+  for (int p = 0; p < k_lane_group; ++p) {
+    const T* r = k.next();
+    if constexpr (sizeof(T) == sizeof(float)) {
+      rows[p] = r;
+    } else {
+      float* t = tmp + p * hd;
+      for (int32_t d = 0; d < hd; d += 16) V::store(t + d, ld<V>(r + d));
+      rows[p] = t;
+    }
+  }
+  for (int32_t d0 = 0; d0 < hd; d0 += 8) {
+    for (int p0 = 0; p0 < k_lane_group; p0 += 8) {
+      const float* s[8];
+      float* d[8];
+      for (int j = 0; j < 8; ++j) {
+        s[j] = rows[p0 + j] + d0;
+        d[j] = kt + (d0 + j) * k_lane_group + p0;
+      }
+      V::transpose8(s, d);
+    }
+  }
+}
+
+// s[p] = dot_canonical(q, k_p) * scale for the 16 positions staged in kt: lane l's fmas in d order from +0, then
+// the halving fold with the lower lane first, each step one vector add over the 16 positions.
+template <class V>
+void lane_scores16(const float* q, const float* kt, int32_t hd, float scale, float* s) {
+  using f = typename V::f;
+  f acc[16];
+#pragma GCC unroll 16
+  for (int l = 0; l < 16; ++l) acc[l] = V::zero();
+  for (int32_t d0 = 0; d0 < hd; d0 += 16) {
+    const float* kd = kt + d0 * k_lane_group;
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; ++l) acc[l] = V::fma(V::set1(q[d0 + l]), V::load(kd + l * k_lane_group), acc[l]);
+  }
+  // Written out: GCC kept the looped fold's accumulators on the stack.
+  const f h0 = V::add(acc[0], acc[8]), h1 = V::add(acc[1], acc[9]), h2 = V::add(acc[2], acc[10]),
+          h3 = V::add(acc[3], acc[11]), h4 = V::add(acc[4], acc[12]), h5 = V::add(acc[5], acc[13]),
+          h6 = V::add(acc[6], acc[14]), h7 = V::add(acc[7], acc[15]);
+  const f u0 = V::add(h0, h4), u1 = V::add(h1, h5), u2 = V::add(h2, h6), u3 = V::add(h3, h7);
+  const f w0 = V::add(u0, u2), w1 = V::add(u1, u3);
+  V::store(s, V::mul(V::add(w0, w1), V::set1(scale)));
+}
+
+// s_k[i] = dot_canonical(q_k, k_{j0+i}) * scale; 16 positions at a time lane-major when that pays (above), then
+// four at a time, folded together (V::fold4); each group of rows used by every joint item while it is in L1. An
+// item whose range ends inside a group gets the group's later scores too (rows that exist for the other items);
+// it never reads them.
 template <class V, class T>
 void scores(const attention_args& a, const joint& g) {
   using f = typename V::f;
   const int32_t hd = a.head_dim, full = hd & ~15, rem = hd & 15;
   row_cursor<T> k(a, a.k_blocks, g.j0, g.kvh);
   int32_t i = 0;
+  if constexpr (V::lane_scores) {
+    if (g.ni >= k_lane_min_items && rem == 0 && hd <= k_lane_max_hd && g.n >= k_lane_group) {
+      alignas(64) float kt[k_lane_max_hd * k_lane_group];
+      alignas(64) float tmp[sizeof(T) == sizeof(float) ? 1 : k_lane_max_hd * k_lane_group];
+      for (; i + k_lane_group <= g.n; i += k_lane_group) {
+        stage_k_lanes<V, T>(k, hd, kt, tmp);
+        for (int32_t h = 0; h < g.ni; ++h) {
+          if (i < g.seen(h)) lane_scores16<V>(g.it[h].q, kt, hd, a.scale, g.s + h * k_attn_chunk + i);
+        }
+      }
+    }
+  }
   for (; i + 4 <= g.n; i += 4) {
     const T* r0 = k.next();
     const T* r1 = k.next();
@@ -195,6 +266,48 @@ void weigh_rows_nv(Src v, const float* e, int32_t i0, int32_t cnt, int32_t d0, i
   }
 }
 
+// weigh_rows (SumL, no tail, d0 = 0) of two items over the same staged rows, head_dim 16 * NV: 2 NV chains of
+// fmas instead of NV. A head_dim of 64 alone gives 4 chains, and a chain waits for its previous fma (4 cycles),
+// so one item leaves half the fma throughput unused; each item's own fmas and their order are unchanged.
+template <class V, int NV>
+void weigh_rows_pair(staged_rows v, const float* e0, const float* e1, int32_t i0, int32_t cnt, float* o0, float* o1,
+                     float* l0, float* l1) {
+  using f = typename V::f;
+  f a0[NV], a1[NV];
+  for (int t = 0; t < NV; ++t) {
+    a0[t] = i0 == 0 ? V::zero() : V::load(o0 + 16 * t);
+    a1[t] = i0 == 0 ? V::zero() : V::load(o1 + 16 * t);
+  }
+  float s0 = i0 == 0 ? 0.0f : *l0, s1 = i0 == 0 ? 0.0f : *l1;
+  for (int32_t i = i0; i < i0 + cnt; ++i) {
+    const float* vr = v.next();
+    const f w0 = V::set1(e0[i]), w1 = V::set1(e1[i]);
+    s0 = s0 + e0[i];
+    s1 = s1 + e1[i];
+    for (int t = 0; t < NV; ++t) {
+      const f vv = V::load(vr + 16 * t);
+      a0[t] = V::fma(w0, vv, a0[t]);
+      a1[t] = V::fma(w1, vv, a1[t]);
+    }
+  }
+  for (int t = 0; t < NV; ++t) {
+    V::store(o0 + 16 * t, a0[t]);
+    V::store(o1 + 16 * t, a1[t]);
+  }
+  *l0 = s0;
+  *l1 = s1;
+}
+
+// weigh_rows_pair for nv = head_dim / 16 <= NV.
+template <class V, int NV>
+void weigh_rows_pair_nv(staged_rows v, const float* e0, const float* e1, int32_t i0, int32_t cnt, int nv, float* o0,
+                        float* o1, float* l0, float* l1) {
+  if constexpr (NV > 1) {
+    if (nv < NV) return weigh_rows_pair_nv<V, NV - 1>(v, e0, e1, i0, cnt, nv, o0, o1, l0, l1);
+  }
+  weigh_rows_pair<V, NV>(v, e0, e1, i0, cnt, o0, o1, l0, l1);
+}
+
 // Rows [i0, i0 + cnt) of the chunk's V for kv head g.kvh -> out [cnt][head_dim] fp32 (f16: exact conversion).
 template <class V, class T>
 void stage_rows(const attention_args& a, const joint& g, int32_t i0, int32_t cnt, float* out) {
@@ -274,12 +387,24 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
   const int32_t per_pass = staged && k_stage_floats / hd < k_rows_per_pass ? static_cast<int32_t>(k_stage_floats / hd)
                                                                           : k_rows_per_pass;
   alignas(64) float stage[k_stage_floats];
+  // Two items at a time when one V block of half the accumulators holds the whole head (weigh_rows_pair).
+  const bool paired = staged && hd % 16 == 0 && hd <= 8 * V::weigh_vectors;
   for (int32_t i0 = 0; i0 < g.n; i0 += per_pass) {
     if (staged) stage_rows<V, T>(a, g, i0, g.n - i0 < per_pass ? g.n - i0 : per_pass, stage);
     for (int32_t h = 0; h < g.ni; ++h) {
       const int32_t left_rows = g.seen(h) - i0;
       if (left_rows <= 0) continue;
       const int32_t cnt = left_rows < per_pass ? left_rows : per_pass;
+      if (paired && h + 1 < g.ni) {
+        const int32_t left_next = g.seen(h + 1) - i0;
+        if ((left_next < per_pass ? left_next : per_pass) == cnt) {
+          const float* e = g.s + h * k_attn_chunk;
+          weigh_rows_pair_nv<V, V::weigh_vectors / 2>(staged_rows{stage, hd}, e, e + k_attn_chunk, i0, cnt, hd / 16,
+                                                      g.o[h], g.o[h + 1], &cs[h].l, &cs[h + 1].l);
+          ++h;
+          continue;
+        }
+      }
       for (int32_t d0 = 0; d0 < hd; d0 += width) {
         const int32_t left = hd - d0;
         const int nv = left >= width ? V::weigh_vectors : (left + 15) / 16;

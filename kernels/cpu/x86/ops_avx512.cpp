@@ -12,6 +12,7 @@
 #include "kernels/cpu/x86/ops_attention_body.h"
 #include "kernels/cpu/x86/ops_body.h"
 #include "kernels/cpu/x86/ops_x86.h"
+#include "kernels/cpu/x86/transpose8_ymm.h"
 
 namespace lime::cpu {
 namespace {
@@ -21,6 +22,7 @@ struct ops_avx512 {
   using i = __m512i;
   using m = __mmask16;
   static constexpr int weigh_vectors = 8;  // attention's V accumulators: 8 zmm (head_dim 128 in one block)
+  static constexpr bool lane_scores = true;  // 16 accumulators + 2 fit the 32 zmm
 
   static __mmask16 first_n(int n) { return static_cast<__mmask16>((1u << n) - 1u); }  // lanes 0..n-1
 
@@ -92,6 +94,7 @@ struct ops_avx512 {
                                    _mm256_shuffle_ps(v, v, _MM_SHUFFLE(3, 1, 3, 1)));
     _mm_storeu_ps(out, _mm_unpacklo_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps(w, 1)));
   }
+  static void transpose8(const float* const* s, float* const* d) { transpose8_ymm(s, d); }
   static float fma_s(float a, float b, float c) {
     return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
   }
