@@ -13,7 +13,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
-#include "kernels/cpu/x86/ops_attention_body.h"
+#include "kernels/cpu/x86/ops_attention.h"
 #include "kernels/cpu/x86/ops_body.h"
 #include "tests/kernels/ops_emu.h"
 #if LIME_ARCH_X86

@@ -1,6 +1,7 @@
-// SIMD attention (kernels/cpu/x86/ops_attention_body.h) against attention_ref, bit for bit: positions over several
-// chunks, block sizes, GQA, head_dim tails, f32/f16 KV, head ranges, inf/NaN/huge/subnormal inputs, the long-context
-// paths and argument checks; the body also over scalar traits (ops_emu.h) with every amount of per-chunk room.
+// SIMD attention (kernels/cpu/x86/ops_attention_body.h, ops_attention.h) against attention_ref, bit for bit:
+// positions over several chunks, block sizes, GQA, head_dim tails, f32/f16 KV, head ranges, inf/NaN/huge/subnormal
+// inputs, the long-context paths and argument checks; the body also over scalar traits (ops_emu.h) with every
+// amount of per-chunk room.
 #include <gtest/gtest.h>
 
 #include <cmath>

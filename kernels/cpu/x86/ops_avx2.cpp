@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/cpu/x86/ops_attention_body.h"
+#include "kernels/cpu/x86/ops_attention.h"
 #include "kernels/cpu/x86/ops_body.h"
 #include "kernels/cpu/x86/ops_x86.h"
 

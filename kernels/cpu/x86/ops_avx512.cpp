@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/x86/ops_attention_body.h"
+#include "kernels/cpu/x86/ops_attention.h"
 #include "kernels/cpu/x86/ops_body.h"
 #include "kernels/cpu/x86/ops_x86.h"
 #include "kernels/cpu/x86/transpose8_ymm.h"
