@@ -26,7 +26,9 @@ const float* kv_row(const attention_args& a, const void* const* blocks, int32_t 
   return buf;
 }
 
-kstatus check_args(const attention_args& a) {
+}  // namespace
+
+kstatus attention_check_args(const attention_args& a) {
   if (!a.q || !a.k_blocks || !a.v_blocks || !a.out || !a.scratch) return kstatus::bad_argument;
   if (a.kv_type != tensor_type::f32 && a.kv_type != tensor_type::f16) return kstatus::unsupported_type;
   if (a.block_size <= 0 || a.n_head <= 0 || a.n_head_kv <= 0 || a.head_dim <= 0 || a.n_pos <= 0) {
@@ -40,10 +42,10 @@ kstatus check_args(const attention_args& a) {
   for (int32_t b = 0; b < n_blocks; ++b) {
     if (!a.k_blocks[b] || !a.v_blocks[b]) return kstatus::bad_argument;
   }
+  const int32_t h_end = a.head_end < 0 ? a.n_head : a.head_end;
+  if (a.head_begin < 0 || h_end > a.n_head || a.head_begin > h_end) return kstatus::bad_argument;
   return kstatus::ok;
 }
-
-}  // namespace
 
 int64_t attention_scratch_floats(int32_t head_dim) {
   return k_attn_chunk + k_scratch_vectors * static_cast<int64_t>(head_dim);
@@ -108,10 +110,8 @@ void one_token(const attention_args& a) {
 }  // namespace
 
 kstatus attention_ref(const attention_args& args) {
-  kstatus st = check_args(args);
+  const kstatus st = attention_check_args(args);
   if (st != kstatus::ok) return st;
-  const int32_t h_end = args.head_end < 0 ? args.n_head : args.head_end;
-  if (args.head_begin < 0 || h_end > args.n_head || args.head_begin > h_end) return kstatus::bad_argument;
   const int64_t per_token = static_cast<int64_t>(args.n_head) * args.head_dim;
   for (int32_t t = 0; t < args.n_query; ++t) {  // token by token: the definition
     attention_args a = args;

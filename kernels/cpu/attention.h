@@ -36,6 +36,9 @@ struct attention_args {
 
 int64_t attention_scratch_floats(int32_t head_dim);
 
+// The argument checks of every variant, in one order: ok, or the status each variant returns without touching out.
+kstatus attention_check_args(const attention_args& a);
+
 // Canonical order, per query head:
 //   s_j = dot_canonical(q_h, k_j) * scale for each position j (k_j converted to fp32 first when f16).
 //   Positions are cut into chunks [c*256, (c+1)*256) ∩ [0, n_pos). Per chunk c, in position order:

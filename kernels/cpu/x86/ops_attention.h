@@ -124,30 +124,10 @@ void all_items(const attention_args& a, int32_t h_end, float* saved, int64_t sav
   }
 }
 
-// attention_ref's argument checks, in its order, with its statuses.
-inline kstatus check_attention_args(const attention_args& a) {
-  if (!a.q || !a.k_blocks || !a.v_blocks || !a.out || !a.scratch) return kstatus::bad_argument;
-  if (a.kv_type != tensor_type::f32 && a.kv_type != tensor_type::f16) return kstatus::unsupported_type;
-  if (a.block_size <= 0 || a.n_head <= 0 || a.n_head_kv <= 0 || a.head_dim <= 0 || a.n_pos <= 0) {
-    return kstatus::bad_shape;
-  }
-  if (a.n_head % a.n_head_kv != 0) return kstatus::bad_shape;
-  if (a.kv_row_elems < static_cast<int64_t>(a.n_head_kv) * a.head_dim) return kstatus::bad_shape;
-  if (a.n_query < 1 || a.q_stride < 0 || a.out_stride < 0) return kstatus::bad_shape;
-  if (a.n_pos > INT32_MAX - (a.n_query - 1)) return kstatus::bad_shape;
-  const int32_t n_blocks = (a.n_pos + a.n_query - 2) / a.block_size + 1;
-  for (int32_t b = 0; b < n_blocks; ++b) {
-    if (!a.k_blocks[b] || !a.v_blocks[b]) return kstatus::bad_argument;
-  }
-  const int32_t h_end = a.head_end < 0 ? a.n_head : a.head_end;
-  if (a.head_begin < 0 || h_end > a.n_head || a.head_begin > h_end) return kstatus::bad_argument;
-  return kstatus::ok;
-}
-
 // saved: room for per-chunk results (any size works; more lets more heads share one pass over K and V).
 template <class V>
 kstatus attention(const attention_args& a, float* saved, int64_t saved_floats) {
-  const kstatus st = check_attention_args(a);
+  const kstatus st = attention_check_args(a);
   if (st != kstatus::ok) return st;
   const int32_t h_end = a.head_end < 0 ? a.n_head : a.head_end;
   if (a.kv_type == tensor_type::f32) {
