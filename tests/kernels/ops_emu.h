@@ -1,4 +1,4 @@
-// A scalar stand-in for the 16-lane traits of kernels/cpu/x86/ops_body.h, so the shared SIMD body of attention,
+// A scalar stand-in for the 16-lane traits of kernels/cpu/ops_body.h, so the shared SIMD body of attention,
 // swiglu, rmsnorm and the vector exp/silu (lane order, tails, chunk bookkeeping) is checked on any CPU, including
 // the AVX-512 one this machine may lack. Each op is the plain per-lane definition of its intrinsic.
 #pragma once

@@ -13,11 +13,13 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
-#include "kernels/cpu/x86/ops_attention.h"
-#include "kernels/cpu/x86/ops_body.h"
+#include "kernels/cpu/ops_attention.h"
+#include "kernels/cpu/ops_body.h"
 #include "tests/kernels/ops_emu.h"
 #if LIME_ARCH_X86
 #include "kernels/cpu/x86/ops_x86.h"
+#elif LIME_ARCH_ARM64
+#include "kernels/cpu/arm/ops_neon.h"
 #endif
 
 namespace lime::cpu {
@@ -60,6 +62,10 @@ variant find_variant(const std::string& name) {
   }
   if (name == "avx512" && isa_available(isa::avx512)) {
     v = {exp_f32_avx512, silu_f32_avx512, swiglu_avx512, rmsnorm_avx512, attention_avx512};
+  }
+#elif LIME_ARCH_ARM64
+  if (name == "neon" && isa_available(isa::neon)) {
+    v = {exp_f32_neon, silu_f32_neon, swiglu_neon, rmsnorm_neon, attention_neon};
   }
 #endif
   return v;

@@ -122,7 +122,7 @@ TEST_P(ops_simd, rmsnorm_matches_reference) {
 }
 
 
-INSTANTIATE_TEST_SUITE_P(variants, ops_simd, ::testing::Values("emu", "avx2", "avx512"),
+INSTANTIATE_TEST_SUITE_P(variants, ops_simd, ::testing::Values("emu", "avx2", "avx512", "neon"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // The dispatcher (whatever isa_best() picks) against the reference.

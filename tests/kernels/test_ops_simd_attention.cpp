@@ -1,4 +1,4 @@
-// SIMD attention (kernels/cpu/x86/ops_attention_body.h, ops_attention.h) against attention_ref, bit for bit:
+// SIMD attention (kernels/cpu/ops_attention_body.h, ops_attention.h) against attention_ref, bit for bit:
 // positions over several chunks, block sizes, GQA, head_dim tails, f32/f16 KV, head ranges, inf/NaN/huge/subnormal
 // inputs, the long-context paths and argument checks; the body also over scalar traits (ops_emu.h) with every
 // amount of per-chunk room.
@@ -357,7 +357,7 @@ TEST_P(attention_simd, attention_rejects_bad_arguments_like_reference) {
 
 
 INSTANTIATE_TEST_SUITE_P(variants, attention_simd,
-                         ::testing::Values("emu", "emu_small_saved", "emu_two_pass", "avx2", "avx512"),
+                         ::testing::Values("emu", "emu_small_saved", "emu_two_pass", "avx2", "avx512", "neon"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // The dispatcher (whatever isa_best() picks) against the reference.
@@ -390,7 +390,7 @@ double best_us(Fn fn, int reps) {
 }
 
 TEST(ops_simd_bench, DISABLED_speed) {
-  for (const char* name : {"ref", "avx2", "avx512"}) {
+  for (const char* name : {"ref", "avx2", "avx512", "neon"}) {
     const bool ref = std::string(name) == "ref";
     const variant v = find_variant(name);
     if (!ref && !v.exp) continue;

@@ -138,7 +138,9 @@ TEST_F(node_budget_test, the_floor_is_accepted_and_close_to_the_minimum_for_ever
     auto plan = weight_plan_make(m, pc);
     ASSERT_TRUE(plan.ok()) << plan.err().message;
     EXPECT_LE(plan->total_alloc, floor);
-    if (r.hi - r.lo >= 2) EXPECT_LT(floor, stage_weight_bytes(m, r)) << "streaming needs less than the weights";
+    if (r.hi - r.lo >= 2) {
+      EXPECT_LT(floor, stage_weight_bytes(m, r)) << "streaming needs less than the weights";
+    }
   }
   EXPECT_EQ(weight_plan_floor_budget(m, plan_cfg(layer_range{3, 3})), 0u);
 }

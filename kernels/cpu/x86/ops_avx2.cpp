@@ -1,4 +1,4 @@
-// AVX2+FMA+F16C attention, swiglu, rmsnorm, exp/silu: the 16-lane traits (two ymm) for kernels/cpu/x86/ops_body.h
+// AVX2+FMA+F16C attention, swiglu, rmsnorm, exp/silu: the 16-lane traits (two ymm) for kernels/cpu/ops_body.h
 // and the entry points of ops_x86.h. Compiled with -mavx2 -mfma -mf16c; everything but the entry points is in an
 // unnamed namespace, so nothing built with these flags can be picked by the linker for other code.
 #include <immintrin.h>
@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/cpu/x86/ops_attention.h"
-#include "kernels/cpu/x86/ops_body.h"
+#include "kernels/cpu/ops_attention.h"
+#include "kernels/cpu/ops_body.h"
 #include "kernels/cpu/x86/ops_x86.h"
 
 namespace lime::cpu {

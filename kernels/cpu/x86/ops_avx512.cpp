@@ -1,5 +1,5 @@
 // AVX-512 (F/BW/VL/DQ) attention, swiglu, rmsnorm, exp/silu: the 16-lane traits (one zmm, opmask tails) for
-// kernels/cpu/x86/ops_body.h and the entry points of ops_x86.h. Everything but the entry points is in an unnamed
+// kernels/cpu/ops_body.h and the entry points of ops_x86.h. Everything but the entry points is in an unnamed
 // namespace, so nothing built with AVX-512 flags can be picked by the linker for other code.
 // GCC 12 warns about the deliberately undefined pass-through operands (_mm*_undefined_*) inside its own
 // AVX-512 intrinsics once they are inlined here; those values never reach a result.
@@ -9,8 +9,8 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/x86/ops_attention.h"
-#include "kernels/cpu/x86/ops_body.h"
+#include "kernels/cpu/ops_attention.h"
+#include "kernels/cpu/ops_body.h"
 #include "kernels/cpu/x86/ops_x86.h"
 #include "kernels/cpu/x86/transpose8_ymm.h"
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/attention.h"
-#include "kernels/cpu/x86/ops_attention_body.h"
+#include "kernels/cpu/ops_attention_body.h"
 #include "kernels/status.h"
 #include "kernels/tensor_type.h"
 

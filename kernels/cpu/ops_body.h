@@ -1,8 +1,8 @@
 // The one SIMD body of the vector exp_f32/silu_f32, swiglu and rmsnorm (attention: ops_attention_body.h and
-// ops_attention.h), written against a 16-lane fp32 traits type V (ops_avx2.cpp, ops_avx512.cpp; tests add a scalar
-// one). Every op repeats its reference's operations in its order (math.cpp, swiglu.cpp, rmsnorm.h), so results are
-// bitwise equal. Unnamed namespace: each ISA file compiles a private copy with its flags; no std:: math (scalar
-// fma/sqrt come from V).
+// ops_attention.h), written against a 16-lane fp32 traits type V (x86/ops_avx2.cpp, x86/ops_avx512.cpp,
+// arm/ops_neon.cpp; tests add a scalar one). Every op repeats its reference's operations in its order (math.cpp,
+// swiglu.cpp, rmsnorm.h), so results are bitwise equal. Unnamed namespace: each ISA file compiles a private copy
+// with its flags; no std:: math (scalar fma/sqrt come from V).
 #pragma once
 #include <cstdint>
 

@@ -8,7 +8,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/math.h"
-#include "kernels/cpu/x86/ops_body.h"
+#include "kernels/cpu/ops_body.h"
 #include "kernels/status.h"
 #include "kernels/tensor_type.h"
 
