@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/cpu/get_rows.h"
+#include "kernels/cpu/rope.h"
 #include "kernels/cuda/ops.h"
 
 namespace lime {
@@ -124,7 +125,7 @@ status cuda_forward::stage_inputs(const micro_batch& b, const input_layout& lay)
 
   // --- rope (cos, sin) per token and pair: fp32-rounded sincos_f64 of pos * inv_freq[i], as cpu::rope_ref
   if (hp.n_rot > 0)
-    cuda::rope_cos_sin(b.pos.data(), static_cast<int64_t>(n), hp.n_rot, inv_freq_.data(), reinterpret_cast<float*>(h + lay.cs));
+    cpu::rope_cos_sin(b.pos.data(), static_cast<int64_t>(n), hp.n_rot, inv_freq_.data(), reinterpret_cast<float*>(h + lay.cs));
 
   // --- positions attended and the rows that want logits
   int32_t* n_pos = reinterpret_cast<int32_t*>(h + lay.n_pos);

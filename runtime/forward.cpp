@@ -44,6 +44,10 @@ int64_t matmul_chunk_rows(int64_t n_rows, int n_threads) {
 }
 }  // namespace
 
+int64_t forward_token_scratch_floats(const model_hparams& hp) {
+  return 3 * hp.n_embd + 2 * hp.n_embd_q() + 2 * hp.n_embd_kv() + 2 * hp.n_ff + hp.n_rot;
+}
+
 uint64_t forward_matmul_scratch_bytes(const model_hparams& hp, uint64_t n_rows, int n_threads) {
   int64_t lanes = 0;  // the largest of the matmul inputs (normed x, attention output, gated FFN)
   uint64_t thread = 0;
@@ -176,8 +180,9 @@ void forward_pass::rope_and_store(int32_t kv_layer, const micro_batch& b, size_t
   const int64_t n_q = hp.n_embd_q(), n_kv = hp.n_embd_kv();
   const tensor_type kv_type = kv_->config().type;
   for (size_t i = t0; i < t1; ++i) {
-    cpu::rope_ref(&q_[i * n_q], hp.n_head, hp.head_dim, hp.n_rot, b.pos[i], model_->rope_inv_freq().data(), hp.rope_neox);
-    cpu::rope_ref(&k_[i * n_kv], hp.n_head_kv, hp.head_dim, hp.n_rot, b.pos[i], model_->rope_inv_freq().data(), hp.rope_neox);
+    const float* cs = rope_cs_.data() + i * static_cast<size_t>(hp.n_rot);  // token i's (c, s), from run()
+    cpu::rope_apply(&q_[i * n_q], hp.n_head, hp.head_dim, hp.n_rot, cs, hp.rope_neox);
+    cpu::rope_apply(&k_[i * n_kv], hp.n_head_kv, hp.head_dim, hp.n_rot, cs, hp.rope_neox);
     void* kd = kv_->k_row(kv_layer, b.seq[i], b.pos[i]);
     void* vd = kv_->v_row(kv_layer, b.seq[i], b.pos[i]);
     if (kv_type == tensor_type::f32) {
@@ -346,10 +351,16 @@ result<void> forward_pass::run(const micro_batch& b, forward_output& out) {
   grow(q_, hp.n_embd_q()); grow(attn_, hp.n_embd_q());
   grow(k_, hp.n_embd_kv()); grow(v_, hp.n_embd_kv());
   grow(gate_, hp.n_ff); grow(up_, hp.n_ff);
+  grow(rope_cs_, hp.n_rot);
 
   if (weights_) LIME_TRY_VOID(weights_->begin_pass());
   LIME_TRY_VOID(embed(b));
   thread_pool::busy_scope busy(*pool_);  // the pass's loops follow each other closely
+  // Each token's rope (c, s), once for all layers (rope_ref would recompute them per layer, for q and for k).
+  per_token(n, [&](size_t t0, size_t t1) {
+    cpu::rope_cos_sin(&b.pos[t0], static_cast<int64_t>(t1 - t0), hp.n_rot, model_->rope_inv_freq().data(),
+                      rope_cs_.data() + t0 * static_cast<size_t>(hp.n_rot));
+  });
   for (int32_t l = range_.lo; l < range_.hi; ++l) {
     const layer_weights* w = &model_->layer(l);
     if (weights_) {

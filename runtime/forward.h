@@ -69,6 +69,10 @@ class weight_source {
 // (cpu::matmul_thread_buffer_bytes). Part of the activations term of the memory budgets.
 uint64_t forward_matmul_scratch_bytes(const model_hparams& hp, uint64_t n_rows, int n_threads);
 
+// Floats of the forward pass's per-token scratch: residual, norm, projection (3 n_embd), q and attention output
+// (2 n_embd_q), k/v (2 n_embd_kv), gate/up (2 n_ff), rope (c, s) (n_rot). The memory budgets' per-token term.
+int64_t forward_token_scratch_floats(const model_hparams& hp);
+
 // A forward pass over a layer range on some backend (runtime/backend.h): forward_pass on the CPU, cuda_forward on a
 // GPU. Every engine gives the same bits for the same batch. One thread at a time.
 class forward_engine {
@@ -137,6 +141,7 @@ class forward_pass final : public forward_engine {
   std::vector<float> proj_;   // [n, n_embd]
   std::vector<float> gate_;   // [n, n_ff]
   std::vector<float> up_;     // [n, n_ff]
+  std::vector<float> rope_cs_;  // [n, n_rot / 2, 2] each token's rope (cos, sin), shared by the layers
   std::vector<float> x_lanes_;  // [ceil(n / 16) * 16, max k] a matmul input packed lane-major (pack_lanes)
   std::vector<float> head_tmp_;  // [n_out, block rows] one streamed head block's logits before the scatter
   std::vector<float> attn_scratch_;  // [threads, attention_scratch_floats]

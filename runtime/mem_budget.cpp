@@ -50,7 +50,7 @@ result<mem_budget_split> mem_budget_overhead(const model& m, const mem_budget_co
 
   // --- activations: forward scratch for the largest batch, per-thread attention scratch, logits, sampler
   const uint64_t n = static_cast<uint64_t>(std::max(1, std::min(cfg.n_batch, cfg.n_ctx)));
-  const uint64_t per_token = static_cast<uint64_t>(3 * hp.n_embd + 2 * hp.n_embd_q() + 2 * hp.n_embd_kv() + 2 * hp.n_ff) * f;
+  const uint64_t per_token = static_cast<uint64_t>(forward_token_scratch_floats(hp)) * f;
   const uint64_t threads = static_cast<uint64_t>(std::max(1, cfg.n_threads));
   const uint64_t n_blocks = (static_cast<uint64_t>(cfg.n_ctx) + static_cast<uint64_t>(cfg.kv_block_size) - 1) /
                             static_cast<uint64_t>(cfg.kv_block_size);

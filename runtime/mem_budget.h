@@ -36,7 +36,7 @@ struct mem_budget_config {
 //    before anything else is allocated, and the session drops those pages (mem_budget_drop_file_cache) before
 //    the weight store allocates.
 //  * activations: the forward pass's scratch for a batch of min(n_batch, n_ctx) tokens (residual, norm,
-//    q/k/v, attention output, projection, gate/up: [n, 3 n_embd + 2 n_embd_q + 2 n_embd_kv + 2 n_ff] fp32),
+//    q/k/v, attention output, projection, gate/up, rope (c, s): forward_token_scratch_floats per token, fp32),
 //    its matmul scratch (forward_matmul_scratch_bytes), its per-thread attention scratch and block tables, the logits (the forward output and the session's copy,
 //    [n_vocab] each) and the sampler's working arrays (4 x [n_vocab]).
 //  * kv: the KV blocks that hold n_ctx positions (each block rounded up to whole pages).

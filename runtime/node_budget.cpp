@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "kernels/cpu/attention.h"
+#include "runtime/forward.h"
 #include "runtime/stage.h"
 #include "runtime/weight_plan.h"
 
@@ -69,9 +70,9 @@ uint64_t node_budget_activations(const model& m, layer_range r, const node_budge
   const model_hparams& hp = m.hparams();
   const uint64_t f = sizeof(float);
   const uint64_t rows = static_cast<uint64_t>(std::max(1, cfg.n_rows));
-  // Forward scratch (residual, norm, q/k/v, attention out, projection, gate/up: runtime/mem_budget.h's per-token
-  // term) plus the stage's hidden output and the micro-batches in and out (decoded / encoded): 3 more n_embd.
-  const uint64_t per_row = static_cast<uint64_t>(6 * hp.n_embd + 2 * hp.n_embd_q() + 2 * hp.n_embd_kv() + 2 * hp.n_ff) * f;
+  // Forward scratch (forward_token_scratch_floats, runtime/mem_budget.h's per-token term) plus the stage's hidden
+  // output and the micro-batches in and out (decoded / encoded): 3 more n_embd.
+  const uint64_t per_row = static_cast<uint64_t>(forward_token_scratch_floats(hp) + 3 * hp.n_embd) * f;
   const uint64_t attn = static_cast<uint64_t>(std::max(1, cfg.n_threads)) *
                         static_cast<uint64_t>(cpu::attention_scratch_floats(hp.head_dim)) * f;
   uint64_t a = rows * per_row + attn + rows * (3 * sizeof(int32_t) + 1) + forward_matmul_scratch_bytes(hp, rows, cfg.n_threads);

@@ -16,4 +16,11 @@ void rope_inv_freq(double* inv_freq, int32_t n_rot, double base, double freq_sca
 void rope_ref(float* x, int32_t n_head, int32_t head_dim, int32_t n_rot, int32_t pos, const double* inv_freq,
               bool neox);
 
+// rope_ref's (c, s) for n_tok positions: cs [n_tok, n_rot / 2, 2] = (cos, sin) per token and pair. Computed once
+// per batch, it serves every layer (and the CUDA rope); rope_apply with it gives rope_ref's bits.
+void rope_cos_sin(const int32_t* pos, int64_t n_tok, int32_t n_rot, const double* inv_freq, float* cs);
+
+// rope_ref with one token's (c, s) from rope_cos_sin: cs [n_rot / 2, 2].
+void rope_apply(float* x, int32_t n_head, int32_t head_dim, int32_t n_rot, const float* cs, bool neox);
+
 }  // namespace lime::cpu

@@ -53,13 +53,10 @@ size_t matmul_fast_scratch_bytes(int64_t k, int64_t n_cols, int64_t tile_rows);
 cuda_status rmsnorm(const float* x, const float* w, float* y, int64_t n_rows, int64_t n, float eps, stream_t stream);
 
 // Rotary embedding in place on n_tok tokens of n_head heads: x: [n_tok, n_head, head_dim]. cs: [n_tok, n_rot / 2, 2]
-// (cos, sin) per token and pair, computed on the host as cpu::rope_ref does (fp32-rounded sincos_f64 of
-// pos * inv_freq[i]). x0' = x0*c - x1*s, x1' = x0*s + x1*c, each product rounded (no fma). neox: pairs (i, i+n_rot/2).
+// (cos, sin) per token and pair, computed on the host by cpu::rope_cos_sin (kernels/cpu/rope.h), as cpu::rope_ref
+// rotates (fp32-rounded sincos_f64 of pos * inv_freq[i]). x0' = x0*c - x1*s, x1' = x0*s + x1*c, each product rounded (no fma). neox: pairs (i, i+n_rot/2).
 cuda_status rope(float* x, const float* cs, int64_t n_tok, int32_t n_head, int32_t head_dim, int32_t n_rot, bool neox,
                  stream_t stream);
-// Host helper: fills cs [n_tok, n_rot / 2, 2] for positions pos[n_tok] from cpu::rope_inv_freq's table exactly as
-// cpu::rope_ref rotates: (c, s) = fp32 of sincos_f64((double)pos * inv_freq[i]).
-void rope_cos_sin(const int32_t* pos, int64_t n_tok, int32_t n_rot, const double* inv_freq, float* cs);
 
 // out[i] = silu_f32(gate[i]) * up[i] (cpu::swiglu_ref). out may alias gate or up.
 cuda_status swiglu(const float* gate, const float* up, float* out, int64_t n, stream_t stream);

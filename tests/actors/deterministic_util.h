@@ -209,7 +209,7 @@ class det_test : public ::testing::Test {
 struct tiny_ctx {
   std::unique_ptr<model> m;
   vocab voc;
-  node_context ctx() const { return node_context{m.get(), &voc, nullptr}; }
+  node_context ctx() const { return node_context{m.get(), &voc, nullptr, nullptr}; }
 };
 inline tiny_ctx make_tiny(int32_t n_layer) {
   tiny_spec s;

@@ -63,7 +63,7 @@ class loader_group_test : public test::det_test {
   loader_group_plan plan;
   ref_stage ref{m, k_range};
 
-  node_context ctx() { return node_context{&m, &voc, nullptr}; }
+  node_context ctx() { return node_context{&m, &voc, nullptr, nullptr}; }
   uint64_t store_min() {
     weight_store_config sc;
     sc.range = k_range;

@@ -66,7 +66,7 @@ class stories_test : public test::det_test {
  protected:
   std::unique_ptr<model> m;
   std::unique_ptr<tokenizer> tok;
-  node_context ctx() const { return node_context{m.get(), &tok->get_vocab(), tok.get()}; }
+  node_context ctx() const { return node_context{m.get(), &tok->get_vocab(), tok.get(), nullptr}; }
   bool load(const std::string& dir) {
     auto mm = model::load(dir + "/stories260K.gguf");
     if (!mm.ok()) return false;

@@ -91,7 +91,7 @@ TEST(CudaOps, RopeBitwise) {
       for (int64_t t = 0; t < n_tok; ++t)
         cpu::rope_ref(&want[t * per_tok], g.n_head, g.head_dim, g.n_rot, pos[t], inv_freq.data(), neox);
       std::vector<float> cs(static_cast<size_t>(n_tok * g.n_rot));
-      rope_cos_sin(pos.data(), n_tok, g.n_rot, inv_freq.data(), cs.data());
+      cpu::rope_cos_sin(pos.data(), n_tok, g.n_rot, inv_freq.data(), cs.data());
       dev_buffer dx = to_device(x), dcs = to_device(cs);
       ASSERT_TRUE(ok_synced(rope(dx.as<float>(), dcs.as<float>(), n_tok, g.n_head, g.head_dim, g.n_rot, neox, nullptr)));
       EXPECT_TRUE(same_bits(from_device<float>(dx, x.size()).data(), want.data(), want.size()));

@@ -225,6 +225,32 @@ TEST(rope_ref, rotates_pairs_by_pos_times_inv_freq) {
   }
 }
 
+// The batch's (c, s) table and the table-driven rotation give rope_ref's bits: every token at once, normal and
+// NeoX pairs, partial rotation, positions up to 2^17, and an odd token count; bad geometry rotates nothing.
+TEST(rope_apply, table_driven_rotation_equals_rope_ref) {
+  const int32_t n_head = 5, head_dim = 96, n_rot = 64;
+  std::vector<double> inv(n_rot / 2);
+  rope_inv_freq(inv.data(), n_rot, 500000.0, 1.0, nullptr);
+  const std::vector<int32_t> pos = {0, 1, 2, 17, 255, 4095, 4097, 131071, 3};
+  const int64_t n_tok = static_cast<int64_t>(pos.size()), per_tok = n_head * head_dim;
+  std::vector<float> cs(static_cast<size_t>(n_tok * n_rot), -1.0f);
+  rope_cos_sin(pos.data(), n_tok, n_rot, inv.data(), cs.data());
+  for (bool neox : {false, true}) {
+    const std::vector<float> x = random_floats(static_cast<size_t>(n_tok * per_tok), neox ? 21 : 22);
+    std::vector<float> want = x, got = x;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      rope_ref(&want[t * per_tok], n_head, head_dim, n_rot, pos[t], inv.data(), neox);
+      rope_apply(&got[t * per_tok], n_head, head_dim, n_rot, &cs[t * n_rot], neox);
+    }
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << neox << " " << i;
+    EXPECT_NE(bits(got[per_tok + 0]), bits(x[per_tok + 0]));  // position 1 rotates pair 0
+  }
+  std::vector<float> y = random_floats(8, 23), y0 = y;
+  rope_apply(y.data(), 1, 8, 10, cs.data(), false);  // n_rot > head_dim
+  rope_apply(y.data(), 1, 8, 3, cs.data(), false);   // odd n_rot
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_EQ(bits(y[i]), bits(y0[i]));
+}
+
 TEST(rope_ref, freq_factors_slow_down_rotation) {
   const int32_t n_rot = 8;
   std::vector<float> factors = {1.f, 2.f, 4.f, 8.f};

@@ -59,8 +59,9 @@ TEST(codec, micro_batch_round_trips_bit_exact) {
     EXPECT_EQ(m.batch.tokens, o.batch.tokens);
     EXPECT_EQ(m.batch.want_logits, o.batch.want_logits);
     ASSERT_EQ(m.batch.embd.size(), o.batch.embd.size());
-    if (!o.batch.embd.empty())
+    if (!o.batch.embd.empty()) {
       EXPECT_EQ(0, std::memcmp(m.batch.embd.data(), o.batch.embd.data(), o.batch.embd.size() * sizeof(float)));
+    }
     ASSERT_EQ(m.sampling.size(), 2u);
     EXPECT_EQ(m.sampling[1].params.seed, o.sampling[1].params.seed);
     EXPECT_EQ(m.sampling[1].params.temperature, 0.7f);
@@ -90,7 +91,7 @@ TEST(codec, every_other_kind_round_trips) {
       seq_free{{1, 2, 3}},
       assignment_ack{"b", false, "no memory"},
       status_request{},
-      cluster_status{7, "serving", 42, 2, 1, {{"a", "127.0.0.1:4000", "0-3", 1 << 20, 5, 6, 7, 1e6, 1234, true, 8, 9, 10}}, "", 3, 4},
+      cluster_status{7, "serving", 42, 2, 1, {{"a", "127.0.0.1:4000", "0-3", 1 << 20, 5, 6, 7, 1e6, 1234, true, 8, 9, 10}}, "", 3, 4, "plain"},
   };
   for (const body& b : bodies) {
     frame f = wrap(b, 9);
