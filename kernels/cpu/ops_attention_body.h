@@ -390,7 +390,8 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
                                                                           : k_rows_per_pass;
   alignas(64) float stage[k_stage_floats];
   // Two items at a time when one V block of half the accumulators holds the whole head (weigh_rows_pair).
-  const bool paired = staged && hd % 16 == 0 && hd <= 8 * V::weigh_vectors;
+  constexpr int pair_vectors = V::weigh_vectors / 2;
+  const bool paired = staged && hd % 16 == 0 && hd <= 16 * pair_vectors;
   for (int32_t i0 = 0; i0 < g.n; i0 += per_pass) {
     if (staged) stage_rows<V, T>(a, g, i0, g.n - i0 < per_pass ? g.n - i0 : per_pass, stage);
     for (int32_t h = 0; h < g.ni; ++h) {
@@ -401,8 +402,8 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
         const int32_t left_next = g.seen(h + 1) - i0;
         if ((left_next < per_pass ? left_next : per_pass) == cnt) {
           const float* e = g.s + h * k_attn_chunk;
-          weigh_rows_pair_nv<V, V::weigh_vectors / 2>(staged_rows{stage, hd}, e, e + k_attn_chunk, i0, cnt, hd / 16,
-                                                      g.o[h], g.o[h + 1], &cs[h].l, &cs[h + 1].l);
+          weigh_rows_pair_nv<V, pair_vectors>(staged_rows{stage, hd}, e, e + k_attn_chunk, i0, cnt, hd / 16, g.o[h],
+                                              g.o[h + 1], &cs[h].l, &cs[h + 1].l);
           ++h;
           continue;
         }

@@ -54,7 +54,8 @@ cuda_status rmsnorm(const float* x, const float* w, float* y, int64_t n_rows, in
 
 // Rotary embedding in place on n_tok tokens of n_head heads: x: [n_tok, n_head, head_dim]. cs: [n_tok, n_rot / 2, 2]
 // (cos, sin) per token and pair, computed on the host by cpu::rope_cos_sin (kernels/cpu/rope.h), as cpu::rope_ref
-// rotates (fp32-rounded sincos_f64 of pos * inv_freq[i]). x0' = x0*c - x1*s, x1' = x0*s + x1*c, each product rounded (no fma). neox: pairs (i, i+n_rot/2).
+// rotates (fp32-rounded sincos_f64 of pos * inv_freq[i]). x0' = x0*c - x1*s, x1' = x0*s + x1*c, each product
+// rounded (no fma). neox: pairs (i, i+n_rot/2).
 cuda_status rope(float* x, const float* cs, int64_t n_tok, int32_t n_head, int32_t head_dim, int32_t n_rot, bool neox,
                  stream_t stream);
 

@@ -29,7 +29,8 @@ struct variant {
   kernel_fn fn;
 };
 
-// rows_for(1) is 4 in avx2: both get covered. The lane tiles: avx2 6 rows x 2 vectors, avx512 12 rows x 1.
+// rows_for(1) is 4 in avx2: both get covered. The lane tiles: avx2 6 rows x 2 vectors x 1 panel, avx512 12 rows x
+// 1 vector x 2 panels.
 using emu_avx2_shape = test::vec16_emu<3, 2, 2, 2, 2, 3, 4, 6, 2>;
 using emu_avx512_shape = test::vec16_emu<6, 8, 6, 4, 1, 1, 1, 12, 1, 2>;  // the zmm tile shapes of vec16_avx512
 using emu_matvec_shape = test::vec16_emu<1, 4, 4, 4>;

@@ -28,8 +28,7 @@ struct vec16_avx512 {
   static constexpr int parts = 1, part_rows = 1, part_cols = 1;
 
   // The lane path (matmul_lanes.h): register tiles of 12 weight rows x 2 panels of 16 activation columns (one
-  // zmm each, 24 accumulators; each weight an embedded broadcast for 2 fmas). Packing uses the 8 x 8 ymm
-  // transpose.
+  // zmm each, 24 accumulators; each weight one broadcast for 2 fmas). Packing uses the 8 x 8 ymm transpose.
   static constexpr bool has_lanes = true;
   static constexpr int lane_rows = 12, lane_vecs = 1, lane_panels = 2;
   using c = __m512;
