@@ -228,13 +228,16 @@ constexpr int k_mm_cols = 4;
 constexpr int k_max_rows = k_mv_rows > k_mm_rows ? k_mv_rows : k_mm_rows;
 constexpr int k_col_block = 64;  // columns sharing one staging of a weight chunk
 
-// Rows [r0, r0 + R) x all columns: for each block of up to 64 columns, the whole K chunk by chunk; each chunk
-// of the R rows is staged once and fed to every C-column group of the block.
+// Rows r0 + r * step (r < R) x all columns: for each block of up to 64 columns, the whole K chunk by chunk; each
+// chunk of the R rows is staged once and fed to every C-column group of the block. A matvec takes its rows as
+// row streams (step q: see run_matvec in matvec_x86.h), a batch adjacent rows (step 1).
 template <kq T, int R, int C, int NH>
-void rows(const matmul_args& a, int64_t r0, stage* st) {
+void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
   constexpr kq TF = T == kq::q6 ? kq::q6 : kq::q4;  // q5_k feeds like q4_k (identical code, one instantiation)
   const int64_t row_bytes = a.k / k_qk * block_bytes<T>();
   const uint8_t* w = static_cast<const uint8_t*>(a.w) + r0 * row_bytes;
+  // Offset of each row's successor: the next row of its stream, or the row R on.
+  const int64_t next = (step == 1 ? R : 1) * row_bytes;
   alignas(32) float acc[k_col_block * R * 16];  // group of columns [c, c + C): [R][C][16] at acc + c * R * 16
   for (int64_t cb = 0; cb < a.n_cols; cb += k_col_block) {
     const int64_t nc = a.n_cols - cb < k_col_block ? a.n_cols - cb : k_col_block;
@@ -242,11 +245,11 @@ void rows(const matmul_args& a, int64_t r0, stage* st) {
     for (int64_t k0 = 0; k0 < a.k; k0 += k_chunk) {
       const int nb = static_cast<int>((a.k - k0 < k_chunk ? a.k - k0 : k_chunk) / k_qk);
       for (int r = 0; r < R; ++r) {
-        const uint8_t* src = w + r * row_bytes + (k0 / k_qk) * block_bytes<T>();
-        // The same chunk of the next row group, requested now: the hardware prefetchers alone leave a matvec
+        const uint8_t* src = w + r * step * row_bytes + (k0 / k_qk) * block_bytes<T>();
+        // The same chunk of each row's successor, requested now: the hardware prefetchers alone leave a matvec
         // streaming from memory well below the core's rate (measured on Zen 3).
         for (int64_t o = 0; o < nb * block_bytes<T>(); o += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(src + R * row_bytes + o), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(src + next + o), _MM_HINT_T0);
         for (int i = 0; i < nb; ++i) {
           const int ns = T == kq::q6 ? 16 : 8;  // scales per super-block
           stage_block<T>(src + i * block_bytes<T>(), st[r].q + i * k_qk, st[r].a + ns * i, st[r].b + ns * i);
@@ -261,7 +264,7 @@ void rows(const matmul_args& a, int64_t r0, stage* st) {
       const int64_t cg = nc - c < C ? nc - c : C;
       for (int r = 0; r < R; ++r) {
         for (int64_t j = 0; j < cg; ++j) {
-          a.y[(cb + c + j) * a.n_rows + r0 + r] = fold16(acc + c * R * 16 + (r * cg + j) * 16);
+          a.y[(cb + c + j) * a.n_rows + r0 + r * step] = fold16(acc + c * R * 16 + (r * cg + j) * 16);
         }
       }
     }
@@ -305,9 +308,10 @@ kstatus run(const matmul_args& a) {
   }
   stage st[k_max_rows];
   int64_t r = a.row_begin;
-  if (a.n_cols == 1) {
-    for (; r + k_mv_rows <= a.row_end; r += k_mv_rows) rows<T, k_mv_rows, 1, 2>(a, r, st);
-    for (; r < a.row_end; ++r) rows<T, 1, 1, 2>(a, r, st);
+  if (a.n_cols == 1) {  // row streams, as run_matvec (matvec_x86.h) walks them
+    const int64_t q = (a.row_end - a.row_begin) / k_mv_rows;
+    for (int64_t g = 0; g < q; ++g) rows<T, k_mv_rows, 1, 2>(a, a.row_begin + g, st, q);
+    for (r += k_mv_rows * q; r < a.row_end; ++r) rows<T, 1, 1, 2>(a, r, st);
     return kstatus::ok;
   }
   for (; r + k_mm_rows <= a.row_end; r += k_mm_rows) rows<T, k_mm_rows, k_mm_cols, 1>(a, r, st);

@@ -58,9 +58,9 @@ inline void feed64(const uint8_t* blk, const float* dm, int c, const __m512* xv,
   acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q1, 4), t_hi), xv[3], acc);
 }
 
-// Rows [0, R) at w (row stride rb) of a matvec over nb super-blocks: y[r] for r < R.
+// R rows (row r at w + r * rs, rb bytes each) of a matvec over nb super-blocks: y[r * ys] for r < R.
 template <int R>
-void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
+void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t nb, float* y, int64_t ys) {
   __m512 acc[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -69,11 +69,11 @@ void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
     const int n = nb - b0 < k_chunk_blocks ? static_cast<int>(nb - b0) : k_chunk_blocks;
     const uint8_t* wb = w + b0 * k_bytes;
     for (int r = 0; r < R; ++r) {
-      for (int i = 0; i < n; ++i) unpack_scales(wb + r * rb + i * k_bytes, dm[r][i]);
+      for (int i = 0; i < n; ++i) unpack_scales(wb + r * rs + i * k_bytes, dm[r][i]);
     }
-    // The same chunk of the next row group, requested while this one computes (as the other matvecs do).
+    // The same chunk of each row's successor in its stream (run_matvec), requested while this one computes.
     for (int r = 0; r < R; ++r) {
-      const char* next = reinterpret_cast<const char*>(wb + (R + r) * rb);
+      const char* next = reinterpret_cast<const char*>(wb + r * rs + rb);
       for (size_t o = 0; o < n * k_bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
     }
     for (int i = 0; i < n; ++i) {
@@ -82,12 +82,12 @@ void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
         const __m512 xv[4] = {_mm512_loadu_ps(xb + 64 * c), _mm512_loadu_ps(xb + 64 * c + 16),
                               _mm512_loadu_ps(xb + 64 * c + 32), _mm512_loadu_ps(xb + 64 * c + 48)};
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) feed64(wb + r * rb + i * k_bytes, dm[r][i], c, xv, acc[r]);
+        for (int r = 0; r < R; ++r) feed64(wb + r * rs + i * k_bytes, dm[r][i], c, xv, acc[r]);
       }
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) y[r] = vec16_avx512::fold(acc[r]);
+  for (int r = 0; r < R; ++r) y[r * ys] = vec16_avx512::fold(acc[r]);
 }
 
 constexpr int k_rows = 4;

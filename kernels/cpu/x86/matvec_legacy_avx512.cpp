@@ -92,10 +92,10 @@ struct q8_0_fmt {
   }
 };
 
-// Rows [r0, r0 + R) of a matvec over nb blocks: y[r] for r < R. Always inlined pieces (as in the AVX2 twin: a
-// call would keep the accumulators in memory).
+// R rows (row r at w + r * rs, rb bytes each) of a matvec over nb blocks: y[r * ys] for r < R. Always inlined
+// pieces (as in the AVX2 twin: a call would keep the accumulators in memory).
 template <class F, int R>
-void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
+void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t nb, float* y, int64_t ys) {
   __m512 acc[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -104,21 +104,21 @@ void rows(const uint8_t* w, size_t rb, const float* x, int64_t nb, float* y) {
     const int n = nb - b0 < k_chunk ? static_cast<int>(nb - b0) : k_chunk;
     const uint8_t* wb = w + b0 * F::bytes;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) load_scales<F::bytes>(wb + r * rb, n, d[r]);
-    // Ask for the same chunk of the next row group (R rows on) while this one computes: the hardware
-    // prefetchers alone lag on these short rows (measured on the AVX2 twin).
+    for (int r = 0; r < R; ++r) load_scales<F::bytes>(wb + r * rs, n, d[r]);
+    // Ask for the same chunk of each row's successor in its stream (run_matvec) while this one computes: the
+    // hardware prefetchers alone lag on these short rows (measured on the AVX2 twin).
     for (int r = 0; r < R; ++r) {
-      const char* next = reinterpret_cast<const char*>(wb + (R + r) * rb);
+      const char* next = reinterpret_cast<const char*>(wb + r * rs + rb);
       for (size_t o = 0; o < n * F::bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
     }
     const float* xb = x + b0 * 32;
     for (int j = 0; j < n; ++j) {
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) F::feed(wb + r * rb + j * F::bytes, &d[r][j], xb + 32 * j, acc[r]);
+      for (int r = 0; r < R; ++r) F::feed(wb + r * rs + j * F::bytes, &d[r][j], xb + 32 * j, acc[r]);
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) y[r] = vec16_avx512::fold(acc[r]);
+  for (int r = 0; r < R; ++r) y[r * ys] = vec16_avx512::fold(acc[r]);
 }
 
 constexpr int k_rows = 4;

@@ -11,11 +11,17 @@
 namespace lime::cpu {
 namespace {
 
-// A row kernel: rows [0, R) at w (row stride row_bytes) of a matvec over n_blocks blocks -> y[0, R).
-using matvec_rows_fn = void (*)(const uint8_t* w, size_t row_bytes, const float* x, int64_t n_blocks, float* y);
+// A row kernel: R rows, row r at w + r * row_stride (row_bytes each), of a matvec over n_blocks blocks -> y[r * y_stride].
+using matvec_rows_fn = void (*)(const uint8_t* w, size_t row_stride, size_t row_bytes, const float* x,
+                                int64_t n_blocks, float* y, int64_t y_stride);
 
 // a, a matvec (one column; unsupported_type for a batch) over blocks of block_elems elements and block_bytes
-// bytes: rows [row_begin, row_end) in groups of `group` rows by group_rows, the rest one at a time by one_row.
+// bytes: rows [row_begin, row_end) as `group` row streams. With n rows and q = n / group, call g of group_rows
+// takes rows row_begin + g + j q (j < group): each of the group's rows walks its own stretch of q rows front to
+// back, so each stream's addresses only ascend and the hardware's stream prefetchers follow them. Adjacent rows
+// read side by side step back and forth inside the same pages, which those prefetchers do not follow: on a Xeon,
+// Llama-3.2-1B Q4_K_M decode went from 16.0-16.5 to 20.8-21.4 tokens/s at 2 threads. The n - group q rows left
+// over go one at a time to one_row. Which rows share a call changes no bit.
 inline kstatus run_matvec(const matmul_args& a, int64_t block_elems, size_t block_bytes, int group,
                           matvec_rows_fn group_rows, matvec_rows_fn one_row) {
   if (a.n_cols != 1) return kstatus::unsupported_type;
@@ -25,9 +31,12 @@ inline kstatus run_matvec(const matmul_args& a, int64_t block_elems, size_t bloc
   const int64_t nb = a.k / block_elems;
   const size_t rb = static_cast<size_t>(nb) * block_bytes;
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  int64_t r = a.row_begin;
-  for (; r + group <= a.row_end; r += group) group_rows(w + r * rb, rb, a.x, nb, a.y + r);
-  for (; r < a.row_end; ++r) one_row(w + r * rb, rb, a.x, nb, a.y + r);
+  const int64_t q = (a.row_end - a.row_begin) / group;
+  for (int64_t g = 0; g < q; ++g) {
+    const int64_t r = a.row_begin + g;
+    group_rows(w + r * rb, static_cast<size_t>(q) * rb, rb, a.x, nb, a.y + r, q);
+  }
+  for (int64_t r = a.row_begin + group * q; r < a.row_end; ++r) one_row(w + r * rb, rb, rb, a.x, nb, a.y + r, 1);
   return kstatus::ok;
 }
 
