@@ -121,7 +121,8 @@ struct q8_0_fmt {
 // n blocks of R rows (row r at w + r * rs) into the rows' lanes. Always inlined: as a call, GCC 12 keeps the
 // accumulators in memory (each fma a load and a store); q8_0 measured 11.6 -> 7.5 cycles per block and row.
 template <class F, int R, bool Finite>
-__attribute__((always_inline)) inline void feed_chunk(const uint8_t* w, size_t rs, const chunk_scales* sc, const float* x, int n, __m256* lo, __m256* hi) {
+__attribute__((always_inline)) inline void feed_chunk(const uint8_t* w, size_t rs, const chunk_scales* sc,
+                                                     const float* x, int n, __m256* lo, __m256* hi) {
   for (int j = 0; j < n; ++j) {
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) F::template feed<Finite>(w + r * rs + j * F::bytes, sc[r], j, x + 32 * j, lo[r], hi[r]);

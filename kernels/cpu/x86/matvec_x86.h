@@ -11,7 +11,8 @@
 namespace lime::cpu {
 namespace {
 
-// A row kernel: R rows, row r at w + r * row_stride (row_bytes each), of a matvec over n_blocks blocks -> y[r * y_stride].
+// A row kernel: R rows, row r at w + r * row_stride (row_bytes each), of a matvec over n_blocks blocks
+// -> y[r * y_stride].
 using matvec_rows_fn = void (*)(const uint8_t* w, size_t row_stride, size_t row_bytes, const float* x,
                                 int64_t n_blocks, float* y, int64_t y_stride);
 
