@@ -11,6 +11,7 @@
 #include "kernels/cpu/x86/matmul_tile.h"
 #include "kernels/cpu/x86/kquant_scales_x86.h"
 #include "kernels/cpu/x86/matmul_x86.h"
+#include "kernels/cpu/x86/matvec_x86.h"
 #include "kernels/quant_blocks.h"
 
 // How it works (as the AVX2 variant, with one zmm holding all 16 canonical lanes). A chunk of up to 4
@@ -219,7 +220,7 @@ constexpr int k_col_block = 64;  // columns sharing one staging of a weight chun
 
 // Rows r0 + r * step (r < R) x all columns: for each block of up to 64 columns, the whole K chunk by chunk; each
 // chunk of the R rows is staged once and fed to every C-column group of the block. A matvec takes its rows as
-// row streams (step q: see run_matvec in matvec_x86.h), a batch adjacent rows (step 1).
+// row streams (step q: for_row_streams in matvec_x86.h), a batch adjacent rows (step 1).
 template <kq T, int R, int C>
 void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
   const int64_t row_bytes = a.k / k_qk * block_bytes<T>();
@@ -287,13 +288,13 @@ kstatus run(const matmul_args& a) {
     if (done) return kstatus::ok;
   }
   stage st[k_max_rows];
-  int64_t r = a.row_begin;
-  if (a.n_cols == 1) {  // row streams, as run_matvec (matvec_x86.h) walks them
-    const int64_t q = (a.row_end - a.row_begin) / k_mv_rows;
-    for (int64_t g = 0; g < q; ++g) rows<T, k_mv_rows, 1>(a, a.row_begin + g, st, q);
-    for (r += k_mv_rows * q; r < a.row_end; ++r) rows<T, 1, 1>(a, r, st);
+  if (a.n_cols == 1) {
+    for_row_streams(
+        a.row_begin, a.row_end, k_mv_rows, [&](int64_t r0, int64_t q) { rows<T, k_mv_rows, 1>(a, r0, st, q); },
+        [&](int64_t r1) { rows<T, 1, 1>(a, r1, st); });
     return kstatus::ok;
   }
+  int64_t r = a.row_begin;
   for (; r + k_mm_rows <= a.row_end; r += k_mm_rows) rows<T, k_mm_rows, k_mm_cols>(a, r, st);
   for (; r < a.row_end; ++r) rows<T, 1, k_mm_cols>(a, r, st);
   return kstatus::ok;

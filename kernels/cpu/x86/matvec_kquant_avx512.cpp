@@ -71,7 +71,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t nb, fl
     for (int r = 0; r < R; ++r) {
       for (int i = 0; i < n; ++i) unpack_scales(wb + r * rs + i * k_bytes, dm[r][i]);
     }
-    // The same chunk of each row's successor in its stream (run_matvec), requested while this one computes.
+    // The same chunk of each row's successor in its stream (for_row_streams), requested while this one computes.
     for (int r = 0; r < R; ++r) {
       const char* next = reinterpret_cast<const char*>(wb + r * rs + rb);
       for (size_t o = 0; o < n * k_bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);

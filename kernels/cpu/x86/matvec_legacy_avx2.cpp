@@ -144,7 +144,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t nb, fl
     const uint8_t* wb = w + b0 * F::bytes;
     const float* xb = x + b0 * 32;
     // The hardware prefetchers alone leave a single core at a third of its streaming rate here (measured): ask
-    // for the same chunk of each row's successor in its stream (run_matvec) while this one computes.
+    // for the same chunk of each row's successor in its stream (for_row_streams) while this one computes.
     for (int r = 0; r < R; ++r) {
       const char* next = reinterpret_cast<const char*>(wb + r * rs + rb);
       for (size_t o = 0; o < n * F::bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);

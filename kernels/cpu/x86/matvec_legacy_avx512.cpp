@@ -105,7 +105,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t nb, fl
     const uint8_t* wb = w + b0 * F::bytes;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) load_scales<F::bytes>(wb + r * rs, n, d[r]);
-    // Ask for the same chunk of each row's successor in its stream (run_matvec) while this one computes: the
+    // Ask for the same chunk of each row's successor in its stream (for_row_streams) while this one computes: the
     // hardware prefetchers alone lag on these short rows (measured on the AVX2 twin).
     for (int r = 0; r < R; ++r) {
       const char* next = reinterpret_cast<const char*>(wb + r * rs + rb);

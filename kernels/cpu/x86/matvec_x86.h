@@ -1,5 +1,6 @@
-// What the x86 matvecs share (matvec_legacy_avx2.cpp / _avx512.cpp, matvec_kquant_avx512.cpp): argument checks
-// and the walk over row groups. Plain code, in an unnamed namespace: each ISA file keeps its own copy.
+// What the x86 matvecs share (matvec_legacy_avx2.cpp / _avx512.cpp, matvec_kquant_avx512.cpp, and the staged
+// K-quant matvec of matmul_kquants_avx2.cpp / _avx512.cpp): the row-stream order, argument checks and the walk over
+// row groups. Plain code, in an unnamed namespace: each ISA file keeps its own copy.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,13 +17,22 @@ namespace {
 using matvec_rows_fn = void (*)(const uint8_t* w, size_t row_stride, size_t row_bytes, const float* x,
                                 int64_t n_blocks, float* y, int64_t y_stride);
 
+// The row order of every x86 matvec: rows [row_begin, row_end) as `group` row streams. With n rows and
+// q = n / group, group_fn(row_begin + g, q) for g < q takes rows row_begin + g + j q (j < group): each of the
+// group's rows walks its own stretch of q rows front to back, so each stream's addresses only ascend and the
+// hardware's stream prefetchers follow them. Adjacent rows read side by side step back and forth inside the same
+// pages, which those prefetchers do not follow: on a Xeon, Llama-3.2-1B Q4_K_M decode went from 16.0-16.5 to
+// 20.8-21.4 tokens/s at 2 threads. The n - group q rows left over go one at a time to one_fn(row). Which rows
+// share a call changes no bit.
+template <class GroupFn, class OneFn>
+void for_row_streams(int64_t row_begin, int64_t row_end, int group, GroupFn group_fn, OneFn one_fn) {
+  const int64_t q = (row_end - row_begin) / group;
+  for (int64_t g = 0; g < q; ++g) group_fn(row_begin + g, q);
+  for (int64_t r = row_begin + group * q; r < row_end; ++r) one_fn(r);
+}
+
 // a, a matvec (one column; unsupported_type for a batch) over blocks of block_elems elements and block_bytes
-// bytes: rows [row_begin, row_end) as `group` row streams. With n rows and q = n / group, call g of group_rows
-// takes rows row_begin + g + j q (j < group): each of the group's rows walks its own stretch of q rows front to
-// back, so each stream's addresses only ascend and the hardware's stream prefetchers follow them. Adjacent rows
-// read side by side step back and forth inside the same pages, which those prefetchers do not follow: on a Xeon,
-// Llama-3.2-1B Q4_K_M decode went from 16.0-16.5 to 20.8-21.4 tokens/s at 2 threads. The n - group q rows left
-// over go one at a time to one_row. Which rows share a call changes no bit.
+// bytes: rows [row_begin, row_end) by for_row_streams, `group` rows a call to group_rows, the rest to one_row.
 inline kstatus run_matvec(const matmul_args& a, int64_t block_elems, size_t block_bytes, int group,
                           matvec_rows_fn group_rows, matvec_rows_fn one_row) {
   if (a.n_cols != 1) return kstatus::unsupported_type;
@@ -32,12 +42,10 @@ inline kstatus run_matvec(const matmul_args& a, int64_t block_elems, size_t bloc
   const int64_t nb = a.k / block_elems;
   const size_t rb = static_cast<size_t>(nb) * block_bytes;
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  const int64_t q = (a.row_end - a.row_begin) / group;
-  for (int64_t g = 0; g < q; ++g) {
-    const int64_t r = a.row_begin + g;
-    group_rows(w + r * rb, static_cast<size_t>(q) * rb, rb, a.x, nb, a.y + r, q);
-  }
-  for (int64_t r = a.row_begin + group * q; r < a.row_end; ++r) one_row(w + r * rb, rb, rb, a.x, nb, a.y + r, 1);
+  for_row_streams(
+      a.row_begin, a.row_end, group,
+      [&](int64_t r, int64_t q) { group_rows(w + r * rb, static_cast<size_t>(q) * rb, rb, a.x, nb, a.y + r, q); },
+      [&](int64_t r) { one_row(w + r * rb, rb, rb, a.x, nb, a.y + r, 1); });
   return kstatus::ok;
 }
 
