@@ -124,25 +124,27 @@ void stage_block(const uint8_t* blk, uint8_t* q, float (*table)[32], float* a) {
     const __m512 d = _mm512_set1_ps(half_to_float(blk + 208));
     const __m128i sc16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
     _mm512_store_ps(a, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc16))));
-    const __m256i bits45 = _mm256_set1_epi8(0x30);
-    const __m256i bias = _mm256_set1_epi8(32);
+    // 64 bytes at a time: ql[64h, 64h + 64) = [ql[64h + l] | ql[64h + 32 + l]] against qh[32h + l] in both halves.
+    // 16-bit shifts move each byte's 2 high bits to bits 4-5 of the same byte (per half: << 4 and << 2 for the
+    // low nibbles' elements, >> 0 and >> 2 for the high ones'); bits crossing from the neighbouring byte land
+    // outside the masks. (a & 0x0f) | b is one ternary-logic op (0xec).
+    const __m512i low4z = _mm512_set1_epi8(0x0f);
+    const __m512i bits45 = _mm512_set1_epi8(0x30);
+    const __m512i bias = _mm512_set1_epi8(32);
+    const __m512i up = _mm512_setr_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
+                                         0x0004000400040004, 0x0002000200020002, 0x0002000200020002,
+                                         0x0002000200020002, 0x0002000200020002);
+    const __m512i down = _mm512_setr_epi64(0, 0, 0, 0, 0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                           0x0002000200020002);
     for (int h = 0; h < 2; ++h) {  // element 128h + 32g + l (see block_q6_k)
-      const __m256i l0 = load256(ql + 64 * h);
-      const __m256i l1 = load256(ql + 64 * h + 32);
-      const __m256i hb = load256(qh + 32 * h);
-      const __m256i g0 = _mm256_or_si256(_mm256_and_si256(l0, low4),
-                                         _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45));
-      const __m256i g1 = _mm256_or_si256(_mm256_and_si256(l1, low4),
-                                         _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45));
-      const __m256i g2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                                         _mm256_and_si256(hb, bits45));
-      const __m256i g3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
-                                         _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45));
-      uint8_t* o = q + 128 * h;
-      store256(o, _mm256_sub_epi8(g0, bias));
-      store256(o + 32, _mm256_sub_epi8(g1, bias));
-      store256(o + 64, _mm256_sub_epi8(g2, bias));
-      store256(o + 96, _mm256_sub_epi8(g3, bias));
+      const __m512i l01 = _mm512_loadu_si512(ql + 64 * h);
+      const __m512i hb = _mm512_broadcast_i64x4(load256(qh + 32 * h));
+      const __m512i h01 = _mm512_and_si512(_mm512_sllv_epi16(hb, up), bits45);
+      const __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(hb, down), bits45);
+      const __m512i g01 = _mm512_ternarylogic_epi32(l01, h01, low4z, 0xec);
+      const __m512i g23 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l01, 4), h23, low4z, 0xec);
+      _mm512_store_si512(q + 128 * h, _mm512_sub_epi8(g01, bias));
+      _mm512_store_si512(q + 128 * h + 64, _mm512_sub_epi8(g23, bias));
     }
   }
 }
