@@ -125,10 +125,10 @@ kstatus matmul_pack_lanes(const float* x, int64_t k, int64_t n_cols, int64_t p0,
   return kstatus::ok;
 }
 
-uint64_t matmul_thread_buffer_bytes(int64_t k) {
+uint64_t matmul_thread_buffer_bytes(int64_t k, int64_t n_cols) {
   switch (isa_best()) {
-    case isa::avx2: return matmul_thread_buffer_bytes_avx2(k);
-    case isa::avx512: return matmul_thread_buffer_bytes_avx512(k);
+    case isa::avx2: return matmul_thread_buffer_bytes_avx2(k, n_cols);
+    case isa::avx512: return matmul_thread_buffer_bytes_avx512(k, n_cols);
     default: return 0;
   }
 }
@@ -138,10 +138,10 @@ kstatus matmul_avx2(const matmul_args&) { return kstatus::unsupported_type; }
 kstatus matmul_avx512(const matmul_args&) { return kstatus::unsupported_type; }
 int64_t matmul_lanes_floats_avx2(int64_t, int64_t) { return 0; }
 void matmul_pack_lanes_avx2(const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
-uint64_t matmul_thread_buffer_bytes_avx2(int64_t) { return 0; }
+uint64_t matmul_thread_buffer_bytes_avx2(int64_t, int64_t) { return 0; }
 int64_t matmul_lanes_floats_avx512(int64_t, int64_t) { return 0; }
 void matmul_pack_lanes_avx512(const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
-uint64_t matmul_thread_buffer_bytes_avx512(int64_t) { return 0; }
+uint64_t matmul_thread_buffer_bytes_avx512(int64_t, int64_t) { return 0; }
 #endif
 #if !LIME_ARCH_ARM64
 kstatus matmul_neon(const matmul_args&) { return kstatus::unsupported_type; }

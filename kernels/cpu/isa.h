@@ -30,10 +30,10 @@ kstatus matmul_neon(const matmul_args& a);
 // arguments checked there), the same layout on AVX2 and AVX-512. 0 / nothing on builds without x86.
 int64_t matmul_lanes_floats_avx2(int64_t k, int64_t n_cols);
 void matmul_pack_lanes_avx2(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* x_lanes);
-uint64_t matmul_thread_buffer_bytes_avx2(int64_t k);
+uint64_t matmul_thread_buffer_bytes_avx2(int64_t k, int64_t n_cols);
 int64_t matmul_lanes_floats_avx512(int64_t k, int64_t n_cols);
 void matmul_pack_lanes_avx512(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* x_lanes);
-uint64_t matmul_thread_buffer_bytes_avx512(int64_t k);
+uint64_t matmul_thread_buffer_bytes_avx512(int64_t k, int64_t n_cols);
 // A given variant (falls back to matmul_ref for types it lacks); bad_argument when the variant is unavailable.
 kstatus matmul_with(isa i, const matmul_args& a);
 

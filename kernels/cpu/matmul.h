@@ -42,8 +42,9 @@ int64_t matmul_lanes_floats(int64_t k, int64_t n_cols);
 // range is outside [0, (n_cols + 15) / 16].
 kstatus matmul_pack_lanes(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* x_lanes);
 // Bytes of the buffer each thread running matmul() keeps (kernels/cpu/matmul_scratch.h) for rows of up to k
-// elements, when every batch that would pack its activations is given x_lanes (packed weights and one block of
-// dequantized rows; ~2 MiB more per thread otherwise). 0 when the variant in use keeps none.
-uint64_t matmul_thread_buffer_bytes(int64_t k);
+// elements and batches of up to n_cols columns, when every batch that would pack its activations is given x_lanes
+// (packed weights, the tiles' lanes and one tile of dequantized rows; ~2 MiB more per thread otherwise). 0 when
+// the variant in use keeps none.
+uint64_t matmul_thread_buffer_bytes(int64_t k, int64_t n_cols);
 
 }  // namespace lime::cpu

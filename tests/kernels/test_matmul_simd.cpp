@@ -305,8 +305,8 @@ TEST_P(matmul_simd, rows_are_batch_invariant) {
 }
 
 // The lane path of batches (AVX2 and AVX-512, kernels/cpu/x86/matmul_lanes.h): partial 6- and 12-row tiles and
-// 16-column panels, row blocks (48 rows) and row ranges that cut them, two column blocks (128 + 8 columns at k = 4096); 47
-// columns at K = 256 stay on the tiles.
+// 16-column panels, row blocks (48 rows; 192 for large activations) and row ranges that cut them, two column blocks
+// (128 + 8 columns at k = 4096); 47 columns at K = 256 stay on the tiles.
 TEST_P(matmul_simd, lane_path_blocks_and_tails_equal_reference) {
   const int64_t n_rows = 100;
   for (tensor_type t : k_types) {
@@ -327,6 +327,16 @@ TEST_P(matmul_simd, lane_path_blocks_and_tails_equal_reference) {
     const std::vector<uint8_t> w = random_weights(t, rows, k, 41);
     const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 42);
     expect_equal_to_ref(v_, t, w.data(), rows, k, x.data(), n_cols, 0, rows);
+  }
+  // Activations over 1 MiB per column block (272 columns at K = 1024) take row blocks of up to 192 rows: 200 rows
+  // are a full block and a cut one, the range [5, 197) cuts both.
+  for (tensor_type t : {tensor_type::f32, tensor_type::q4_0}) {
+    const int64_t rows = 200, k = 1024, n_cols = 272;
+    const std::vector<uint8_t> w = random_weights(t, rows, k, 43);
+    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 44);
+    for (auto rr : {std::pair<int64_t, int64_t>{0, rows}, {5, 197}}) {
+      expect_equal_to_ref(v_, t, w.data(), rows, k, x.data(), n_cols, rr.first, rr.second);
+    }
   }
 }
 

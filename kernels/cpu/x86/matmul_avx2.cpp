@@ -11,7 +11,9 @@ kstatus matmul_float_avx2(const matmul_args& a) { return tile::run_float<vec16_a
 
 int64_t matmul_lanes_floats_avx2(int64_t k, int64_t n_cols) { return lanes::packed_floats(k, n_cols); }
 
-uint64_t matmul_thread_buffer_bytes_avx2(int64_t k) { return lanes::thread_buffer_bytes<vec16_avx2>(k); }
+uint64_t matmul_thread_buffer_bytes_avx2(int64_t k, int64_t n_cols) {
+  return lanes::thread_buffer_bytes<vec16_avx2>(k, n_cols);
+}
 
 void matmul_pack_lanes_avx2(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* x_lanes) {
   lanes::pack_panels<vec16_avx2>(x, k, n_cols, p0, p1, x_lanes);

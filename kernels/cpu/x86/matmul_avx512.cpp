@@ -11,7 +11,9 @@ kstatus matmul_float_avx512(const matmul_args& a) { return tile::run_float<vec16
 
 int64_t matmul_lanes_floats_avx512(int64_t k, int64_t n_cols) { return lanes::packed_floats(k, n_cols); }
 
-uint64_t matmul_thread_buffer_bytes_avx512(int64_t k) { return lanes::thread_buffer_bytes<vec16_avx512>(k); }
+uint64_t matmul_thread_buffer_bytes_avx512(int64_t k, int64_t n_cols) {
+  return lanes::thread_buffer_bytes<vec16_avx512>(k, n_cols);
+}
 
 void matmul_pack_lanes_avx512(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* x_lanes) {
   lanes::pack_panels<vec16_avx512>(x, k, n_cols, p0, p1, x_lanes);

@@ -21,12 +21,19 @@ constexpr int k_cols = 16;                    // activation columns per register
 // gain, so narrower batches keep the dot-product tiles (measured at 16-48 columns, stories110M shapes: the lane
 // path wins from 32 columns at K = 2048, from 48 at K = 768).
 constexpr int64_t min_cols(int64_t k) { return k >= 1536 ? 32 : 48; }
-constexpr int64_t k_max_block_rows = 48;      // weight rows packed at a time (a multiple of every lane_rows)
 constexpr int64_t k_x_block_bytes = 2048 << 10;  // packed activations of one column block (from L3)
-constexpr int64_t k_w_block_bytes = 256 << 10;  // packed weights of one row block (stay in L2)
+// Row blocks: each lane's packed activations are read once per row block, then serve every tile of the block from
+// L1. When a column block's activations fit in L2 (k_x_l2_bytes) that read is cheap and blocks stay small (up to
+// 48 rows, 256 KiB packed); larger ones take blocks of up to 192 rows (1 MiB), which read them a quarter as often
+// (measured on a Xeon, 1 thread, row chunks as the forward pass makes them: 48 -> 192 rows gained 5-23 % at
+// 768x768, 768x2048 and 2048x768 x 512 columns, same bits).
+constexpr int64_t k_x_l2_bytes = 1024 << 10;
+constexpr int64_t k_small_block_rows = 48, k_small_w_block_bytes = 256 << 10;
+constexpr int64_t k_big_block_rows = 192, k_big_w_block_bytes = 1024 << 10;  // rows: multiples of every lane_rows
 
-// Sizes of one call: K in steps of 16 (i), a lane's weights of one panel of `rows` rows [kq][rows] (+ up to 8
-// floats the 8-wide stores spill past the last step), panels per block.
+// Sizes of one call of up to n_cols columns: K in steps of 16 (i), a lane's weights of one panel of `rows` rows
+// [kq][rows] (+ up to 8 floats the 8-wide stores spill past the last step), panels per block. Nothing here shrinks
+// as n_cols grows, so a plan for the widest batch bounds the buffers of every narrower one.
 struct plan {
   int64_t kq;           // k / 16: elements per lane
   int64_t rows;         // weight rows per panel: V::lane_rows
@@ -44,13 +51,17 @@ struct plan {
     w_panel = 16 * w_lane;
     const int64_t xp = k_x_block_bytes / (x_panel * 4), batch_panels = (n_cols + k_cols - 1) / k_cols;
     block_cols = (xp < 1 ? 1 : xp < batch_panels ? xp : batch_panels) * k_cols;
-    const int64_t wp = k_w_block_bytes / (w_panel * 4);
-    block_rows = (wp < 1 ? 1 : wp > k_max_block_rows / rows ? k_max_block_rows / rows : wp) * rows;
+    const bool big = block_cols * k * 4 > k_x_l2_bytes;
+    const int64_t max_tiles = (big ? k_big_block_rows : k_small_block_rows) / rows;
+    const int64_t wp = (big ? k_big_w_block_bytes : k_small_w_block_bytes) / (w_panel * 4);
+    block_rows = (wp < 1 ? 1 : wp > max_tiles ? max_tiles : wp) * rows;
   }
-  // Floats of the thread buffer: packed activations, packed weights, one row block of dequantized rows.
+  // Floats of the thread buffer: packed activations, packed weights, the tiles' lanes for np panels of 16
+  // columns (park: [np][8][block_rows][16]), one tile of dequantized rows.
   size_t x_floats() const { return static_cast<size_t>(block_cols / k_cols * x_panel); }
   size_t w_floats() const { return static_cast<size_t>(block_rows / rows * w_panel); }
-  size_t rows_floats() const { return static_cast<size_t>(block_rows * k); }
+  size_t park_floats(int np) const { return static_cast<size_t>(np * 8 * block_rows * k_cols); }
+  size_t rows_floats() const { return static_cast<size_t>(rows * k); }
 };
 
 // Columns [c, c + n) of x (n <= 16; missing columns read as zeros) -> xp [lane][i][16].
@@ -153,10 +164,10 @@ void lane_tile_at(int l, const float* w, const float* x, int64_t xs, int64_t kq,
   }
 }
 
-// The rest of the canonical fold (lanes l += l + 4, then + 2, + 1) of park[l][r][c], which holds lanes l + l + 8
-// already, for rows [r, r + n) (n <= 8) -> s[n][16].
+// The rest of the canonical fold (lanes l += l + 4, then + 2, + 1) of park [8][park_rows][16] (lane slot l holds
+// lanes l + l + 8 already), for rows [r, r + n) (n <= 8) -> s[n][16].
 template <class V>
-void fold8(const float (*park)[k_max_block_rows][k_cols], int64_t r, int64_t n, float (*s)[k_cols]) {
+void fold8(const float* park, int64_t park_rows, int64_t r, int64_t n, float (*s)[k_cols]) {
   using vc = typename V::c;
   constexpr int NV = V::lane_vecs, W = k_cols / NV;
   for (int64_t i = 0; i < n; ++i) {
@@ -164,7 +175,7 @@ void fold8(const float (*park)[k_max_block_rows][k_cols], int64_t r, int64_t n, 
 #pragma GCC unroll 8
     for (int l = 0; l < 8; ++l)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) t[l][v] = V::c_load(park[l][r + i] + v * W);
+      for (int v = 0; v < NV; ++v) t[l][v] = V::c_load(park + (l * park_rows + r + i) * k_cols + v * W);
 #pragma GCC unroll 8
     for (int w = 4; w >= 1; w /= 2) {
 #pragma GCC unroll 8
@@ -180,12 +191,11 @@ void fold8(const float (*park)[k_max_block_rows][k_cols], int64_t r, int64_t n, 
 // Folded rows [0, n_rows) x columns [0, n_cols) -> y[c][r] (row stride ys): 8 rows at a time, transposed so
 // each full column group is written as 8 consecutive floats.
 template <class V>
-void fold_to_y(const float (*park)[k_max_block_rows][k_cols], int64_t n_rows, int64_t n_cols, float* y,
-               int64_t ys) {
+void fold_to_y(const float* park, int64_t park_rows, int64_t n_rows, int64_t n_cols, float* y, int64_t ys) {
   alignas(64) float s[8][k_cols];
   for (int64_t r = 0; r < n_rows; r += 8) {
     const int64_t nr = n_rows - r < 8 ? n_rows - r : 8;
-    fold8<V>(park, r, nr, s);
+    fold8<V>(park, park_rows, r, nr, s);
     for (int cb = 0; cb < k_cols; cb += 8) {
       if (nr == 8 && cb + 8 <= n_cols) {
         const float* src[8];
@@ -205,9 +215,9 @@ void fold_to_y(const float (*park)[k_max_block_rows][k_cols], int64_t n_rows, in
 
 // All of a, if its shape suits the lane path (K a multiple of 16, a batch of at least min_cols(k)) and the
 // thread buffer could be had; false (nothing written) otherwise. rows(r0, n, scratch) returns rows [r0, r0 + n)
-// of the weights as fp32 [n, k]: a pointer into the weights (f32: InPlace, no scratch) or into scratch, written
-// there. Thread buffer: at most ~2 MiB of packed activations (none when the caller packed them: a.x_lanes) +
-// 256 KiB of packed weights + 48 rows of scratch.
+// (n <= V::lane_rows) of the weights as fp32 [n, k]: a pointer into the weights (f32: InPlace, no scratch) or into
+// scratch, written there. Thread buffer: at most ~2 MiB of packed activations (none when the caller packed them:
+// a.x_lanes) + up to 1 MiB of packed weights + the tiles' lanes (up to 192 KiB) + one tile of scratch rows.
 template <class V, bool InPlace, class Rows>
 bool run(const matmul_args& a, Rows&& rows) {
   static_assert(V::has_lanes, "V has no lane tile");
@@ -215,15 +225,15 @@ bool run(const matmul_args& a, Rows&& rows) {
   if (a.k <= 0 || a.k % 16 != 0 || a.n_cols < min_cols(a.k)) return false;
   const plan pl(a.k, a.n_cols, R);
   const bool packed = a.x_lanes != nullptr;
+  constexpr int NP = V::lane_panels;
   const size_t x_floats = packed ? 0 : pl.x_floats();
-  float* buf = matmul_thread_scratch(x_floats + pl.w_floats() + (InPlace ? 0 : pl.rows_floats()));
+  float* buf = matmul_thread_scratch(x_floats + pl.w_floats() + pl.park_floats(NP) + (InPlace ? 0 : pl.rows_floats()));
   if (!buf) return false;
   float* wp = buf + x_floats;
-  float* scratch = wp + pl.w_floats();
-  constexpr int NP = V::lane_panels;
-  // Lanes l + l + 8 of each (row, column) of a tile pass, per panel.
-  alignas(64) float park[NP][8][k_max_block_rows][k_cols];
-  constexpr int64_t park_panel = 8 * k_max_block_rows * k_cols;
+  // Lanes l + l + 8 of each (row, column) of a tile pass, per panel: [NP][8][block_rows][16].
+  float* park = wp + pl.w_floats();
+  const int64_t park_panel = 8 * pl.block_rows * k_cols;
+  float* scratch = park + pl.park_floats(NP);
 
   for (int64_t c0 = 0; c0 < a.n_cols; c0 += pl.block_cols) {
     const int64_t c1 = a.n_cols - c0 < pl.block_cols ? a.n_cols : c0 + pl.block_cols;
@@ -235,11 +245,10 @@ bool run(const matmul_args& a, Rows&& rows) {
     }
     for (int64_t r0 = a.row_begin; r0 < a.row_end; r0 += pl.block_rows) {
       const int64_t n_rows = a.row_end - r0 < pl.block_rows ? a.row_end - r0 : pl.block_rows;
-      const float* src = rows(r0, n_rows, scratch);
       const int64_t n_tiles = (n_rows + R - 1) / R;
       for (int64_t t = 0; t < n_tiles; ++t) {
-        const int64_t left = n_rows - t * R;
-        pack_w<V>(pl, src + t * R * a.k, left < R ? left : R, wp + t * pl.w_panel);
+        const int64_t nr = n_rows - t * R < R ? n_rows - t * R : R;
+        pack_w<V>(pl, rows(r0 + t * R, nr, scratch), nr, wp + t * pl.w_panel);
       }
       for (int64_t p = 0; p < n_panels; p += NP) {
         const float* xpp = xp + p * pl.x_panel;
@@ -248,7 +257,7 @@ bool run(const matmul_args& a, Rows&& rows) {
           for (int64_t t = 0; t < n_tiles; ++t) {
             const float* wl = wp + t * pl.w_panel + l * pl.w_lane;
             const float* xl = xpp + l * pl.kq * k_cols;
-            float* o = park[0][l % 8][t * R];
+            float* o = park + ((l % 8) * pl.block_rows + t * R) * k_cols;
             if (full) {
               lane_tile_at<V, NP>(l, wl, xl, pl.x_panel, pl.kq, o, park_panel);
             } else {
@@ -258,7 +267,8 @@ bool run(const matmul_args& a, Rows&& rows) {
         }
         for (int q = 0; q < NP && p + q < n_panels; ++q) {
           const int64_t c = c0 + (p + q) * k_cols;
-          fold_to_y<V>(park[q], n_rows, c1 - c < k_cols ? c1 - c : k_cols, a.y + c * a.n_rows + r0, a.n_rows);
+          fold_to_y<V>(park + q * park_panel, pl.block_rows, n_rows, c1 - c < k_cols ? c1 - c : k_cols,
+                       a.y + c * a.n_rows + r0, a.n_rows);
         }
       }
     }
@@ -272,12 +282,13 @@ inline int64_t packed_floats(int64_t k, int64_t n_cols) {
   return (n_cols + k_cols - 1) / k_cols * k_cols * k;
 }
 
-// Bytes of V's thread buffer when x comes packed: one row block of packed weights and of dequantized rows.
+// Bytes of V's thread buffer for batches of up to n_cols columns when x comes packed: one row block of packed
+// weights and of the tiles' lanes, one tile of dequantized rows.
 template <class V>
-uint64_t thread_buffer_bytes(int64_t k) {
+uint64_t thread_buffer_bytes(int64_t k, int64_t n_cols) {
   if (k <= 0 || k % 16 != 0) return 0;
-  const plan pl(k, min_cols(k), V::lane_rows);
-  return (pl.w_floats() + pl.rows_floats()) * sizeof(float) + 64;  // + the allocation's rounding to 64 bytes
+  const plan pl(k, n_cols > min_cols(k) ? n_cols : min_cols(k), V::lane_rows);
+  return (pl.w_floats() + pl.park_floats(V::lane_panels) + pl.rows_floats()) * sizeof(float) + 64;  // + rounding
 }
 
 }  // namespace lanes
