@@ -372,7 +372,7 @@ TEST_P(matmul_simd, packed_activations_equal_reference) {
     shapes.push_back({t, 53, 64, 80});
     if (is_float(t)) shapes.push_back({t, 30, 48, 50});
   }
-  shapes.push_back({tensor_type::f32, 13, 4096, 136});  // two column blocks of packed panels
+  shapes.push_back({tensor_type::f32, 13, 4096, 136});  // more panels than an unpacked column block holds
   shapes.push_back({tensor_type::q4_0, 13, 4096, 136});
   for (const shape& s : shapes) {
     const std::vector<uint8_t> w = random_weights(s.t, s.rows, s.k, 51 + static_cast<uint32_t>(s.k));

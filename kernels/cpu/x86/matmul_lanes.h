@@ -235,8 +235,11 @@ bool run(const matmul_args& a, Rows&& rows) {
   const int64_t park_panel = 8 * pl.block_rows * k_cols;
   float* scratch = park + pl.park_floats(NP);
 
-  for (int64_t c0 = 0; c0 < a.n_cols; c0 += pl.block_cols) {
-    const int64_t c1 = a.n_cols - c0 < pl.block_cols ? a.n_cols : c0 + pl.block_cols;
+  // x packed by the caller takes no room here: one column block over the whole batch packs each weight row once
+  // (K = 2048, 512 columns: 2 blocks -> 1, 3-6 % faster on a Xeon).
+  const int64_t block_cols = packed ? (a.n_cols + k_cols - 1) / k_cols * k_cols : pl.block_cols;
+  for (int64_t c0 = 0; c0 < a.n_cols; c0 += block_cols) {
+    const int64_t c1 = a.n_cols - c0 < block_cols ? a.n_cols : c0 + block_cols;
     const int64_t n_panels = (c1 - c0 + k_cols - 1) / k_cols;
     const float* xp = packed ? a.x_lanes + c0 / k_cols * pl.x_panel : buf;
     for (int64_t p = 0; p < n_panels && !packed; ++p) {
