@@ -101,8 +101,8 @@ void stage_q5_chunk(const uint8_t* qs, __m256i qh, uint8_t* q) {
 // One super-block of type T -> 256 staged bytes and its 8 tables (q4_k/q5_k) or 16 scales (q6_k).
 template <kq T>
 void stage_block(const uint8_t* blk, uint8_t* q, float (*table)[32], float* a) {
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
   if constexpr (T == kq::q4) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
     stage_tables<16>(blk, table);
     const uint8_t* qs = blk + 16;
     for (int c = 0; c < 4; ++c) {  // qs[32c + l]: low nibble -> element 64c + l, high -> 64c + 32 + l
@@ -128,7 +128,7 @@ void stage_block(const uint8_t* blk, uint8_t* q, float (*table)[32], float* a) {
     // 16-bit shifts move each byte's 2 high bits to bits 4-5 of the same byte (per half: << 4 and << 2 for the
     // low nibbles' elements, >> 0 and >> 2 for the high ones'); bits crossing from the neighbouring byte land
     // outside the masks. (a & 0x0f) | b is one ternary-logic op (0xec).
-    const __m512i low4z = _mm512_set1_epi8(0x0f);
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
     const __m512i bits45 = _mm512_set1_epi8(0x30);
     const __m512i bias = _mm512_set1_epi8(32);
     const __m512i up = _mm512_setr_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
@@ -141,8 +141,8 @@ void stage_block(const uint8_t* blk, uint8_t* q, float (*table)[32], float* a) {
       const __m512i hb = _mm512_broadcast_i64x4(load256(qh + 32 * h));
       const __m512i h01 = _mm512_and_si512(_mm512_sllv_epi16(hb, up), bits45);
       const __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(hb, down), bits45);
-      const __m512i g01 = _mm512_ternarylogic_epi32(l01, h01, low4z, 0xec);
-      const __m512i g23 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l01, 4), h23, low4z, 0xec);
+      const __m512i g01 = _mm512_ternarylogic_epi32(l01, h01, low4, 0xec);
+      const __m512i g23 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l01, 4), h23, low4, 0xec);
       _mm512_store_si512(q + 128 * h, _mm512_sub_epi8(g01, bias));
       _mm512_store_si512(q + 128 * h + 64, _mm512_sub_epi8(g23, bias));
     }

@@ -40,17 +40,20 @@ struct plan {
   int64_t w_lane;       // floats per lane of a packed weight panel: kq * rows + 8
   int64_t x_panel;      // floats of a packed activation panel: 16 lanes x kq x 16 columns
   int64_t w_panel;      // floats of a packed weight panel: 16 lanes x w_lane
-  int64_t block_cols;   // columns per column block (a multiple of 16)
+  int64_t block_cols;   // columns per column block (a multiple of 16): the whole batch when x comes packed
   int64_t block_rows;   // rows per row block (a multiple of rows)
   int64_t k;
 
-  plan(int64_t k_, int64_t n_cols, int rows_) : rows(rows_), k(k_) {
+  // x_packed: the caller packed x (matmul_args::x_lanes), which then takes no room in the thread buffer, so one
+  // column block spans the batch and each weight row is packed once per row block (K = 2048 x 512 columns: 2
+  // blocks -> 1, 3-6 % faster on a Xeon).
+  plan(int64_t k_, int64_t n_cols, int rows_, bool x_packed) : rows(rows_), k(k_) {
     kq = k / 16;
     w_lane = kq * rows + 8;
     x_panel = 16 * kq * k_cols;
     w_panel = 16 * w_lane;
     const int64_t xp = k_x_block_bytes / (x_panel * 4), batch_panels = (n_cols + k_cols - 1) / k_cols;
-    block_cols = (xp < 1 ? 1 : xp < batch_panels ? xp : batch_panels) * k_cols;
+    block_cols = (x_packed || xp >= batch_panels ? batch_panels : xp < 1 ? 1 : xp) * k_cols;
     const bool big = block_cols * k * 4 > k_x_l2_bytes;
     const int64_t max_tiles = (big ? k_big_block_rows : k_small_block_rows) / rows;
     const int64_t wp = (big ? k_big_w_block_bytes : k_small_w_block_bytes) / (w_panel * 4);
@@ -89,7 +92,7 @@ void pack_x(const plan& pl, const float* x, int64_t n, float* xp) {
 // xl + p * 16 * k as pack_x lays it out: the layout matmul_args::x_lanes holds (matmul_pack_lanes).
 template <class V>
 void pack_panels(const float* x, int64_t k, int64_t n_cols, int64_t p0, int64_t p1, float* xl) {
-  const plan pl(k, n_cols, V::lane_rows);
+  const plan pl(k, n_cols, V::lane_rows, true);
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t c = p * k_cols;
     pack_x<V>(pl, x + c * k, n_cols - c < k_cols ? n_cols - c : k_cols, xl + p * pl.x_panel);
@@ -223,8 +226,8 @@ bool run(const matmul_args& a, Rows&& rows) {
   static_assert(V::has_lanes, "V has no lane tile");
   constexpr int R = V::lane_rows;
   if (a.k <= 0 || a.k % 16 != 0 || a.n_cols < min_cols(a.k)) return false;
-  const plan pl(a.k, a.n_cols, R);
   const bool packed = a.x_lanes != nullptr;
+  const plan pl(a.k, a.n_cols, R, packed);
   constexpr int NP = V::lane_panels;
   const size_t x_floats = packed ? 0 : pl.x_floats();
   float* buf = matmul_thread_scratch(x_floats + pl.w_floats() + pl.park_floats(NP) + (InPlace ? 0 : pl.rows_floats()));
@@ -235,11 +238,8 @@ bool run(const matmul_args& a, Rows&& rows) {
   const int64_t park_panel = 8 * pl.block_rows * k_cols;
   float* scratch = park + pl.park_floats(NP);
 
-  // x packed by the caller takes no room here: one column block over the whole batch packs each weight row once
-  // (K = 2048, 512 columns: 2 blocks -> 1, 3-6 % faster on a Xeon).
-  const int64_t block_cols = packed ? (a.n_cols + k_cols - 1) / k_cols * k_cols : pl.block_cols;
-  for (int64_t c0 = 0; c0 < a.n_cols; c0 += block_cols) {
-    const int64_t c1 = a.n_cols - c0 < block_cols ? a.n_cols : c0 + block_cols;
+  for (int64_t c0 = 0; c0 < a.n_cols; c0 += pl.block_cols) {
+    const int64_t c1 = a.n_cols - c0 < pl.block_cols ? a.n_cols : c0 + pl.block_cols;
     const int64_t n_panels = (c1 - c0 + k_cols - 1) / k_cols;
     const float* xp = packed ? a.x_lanes + c0 / k_cols * pl.x_panel : buf;
     for (int64_t p = 0; p < n_panels && !packed; ++p) {
@@ -290,7 +290,7 @@ inline int64_t packed_floats(int64_t k, int64_t n_cols) {
 template <class V>
 uint64_t thread_buffer_bytes(int64_t k, int64_t n_cols) {
   if (k <= 0 || k % 16 != 0) return 0;
-  const plan pl(k, n_cols > min_cols(k) ? n_cols : min_cols(k), V::lane_rows);
+  const plan pl(k, n_cols > min_cols(k) ? n_cols : min_cols(k), V::lane_rows, true);
   return (pl.w_floats() + pl.park_floats(V::lane_panels) + pl.rows_floats()) * sizeof(float) + 64;  // + rounding
 }
 
