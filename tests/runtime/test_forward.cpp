@@ -111,6 +111,34 @@ TEST(forward, thread_count_does_not_change_bits) {
   EXPECT_TRUE(same_bits(t1.data(), t3.data(), t1.size()));
 }
 
+// Shapes that reach the large lane-path row blocks (activations over 1 MiB per column block: 272 tokens x K 1024 at
+// ffn_down; on 1 thread its 256 rows are a full 192-row block and a cut one) and decode attention on the pool
+// (2 threads, positions from 32 on): a 272-token prefill on 1 and 2 threads and token by token on 2 threads equal
+// token by token on 1 thread, bit for bit.
+TEST(forward, large_batches_and_decode_on_the_pool_equal_one_thread_token_by_token) {
+  for (tensor_type t : {tensor_type::f32, tensor_type::q4_k}) {
+    test::tiny_spec spec;
+    spec.n_embd = 256;
+    spec.n_ff = 1024;
+    spec.n_layer = 2;
+    spec.n_head = 8;
+    spec.n_head_kv = 2;
+    spec.n_ctx = 512;
+    spec.type = t;
+    auto m = test::make_tiny_model(spec);
+    ASSERT_TRUE(m.ok()) << m.err().message;
+    auto toks = tokens_for(9, 272, m->hparams().n_vocab);
+    auto reference = logits_all(*m, toks, 1, 1);
+    auto prefill1 = logits_all(*m, toks, 272, 1);
+    auto prefill2 = logits_all(*m, toks, 272, 2);
+    auto decode = logits_all(*m, toks, 1, 2);
+    ASSERT_EQ(prefill1.size(), reference.size());
+    EXPECT_TRUE(same_bits(reference.data(), prefill1.data(), reference.size())) << tensor_type_name(t);
+    EXPECT_TRUE(same_bits(reference.data(), prefill2.data(), reference.size())) << tensor_type_name(t);
+    EXPECT_TRUE(same_bits(reference.data(), decode.data(), reference.size())) << tensor_type_name(t);
+  }
+}
+
 TEST(forward, sequences_batched_together_equal_each_alone) {
   auto m = test::make_tiny_model({});
   ASSERT_TRUE(m.ok());
