@@ -19,13 +19,13 @@ namespace lime {
 
 double bench_now_s();  // a steady clock in seconds, for the benchmarks' timings
 
-// Streaming read bandwidth in GB/s (1e9 bytes/s): `pool` reads buf[0, n) split in n_threads() contiguous parts
-// (each summed with integer adds of variant `i`'s widest vectors), best of `reps` runs. buf should be much larger
-// than the last-level cache.
 // The sum of buf[0, n) as uint64 words (n % 64 == 0) by variant `i`'s read loop (the generic loop where `i` has
 // none; `i` must be available on this CPU): what bench_read_bandwidth times. Every variant gives the same sum.
 uint64_t bench_read_sum(cpu::isa i, const uint8_t* p, uint64_t n);
 
+// Streaming read bandwidth in GB/s (1e9 bytes/s): `pool` reads buf[0, n) split in n_threads() contiguous parts
+// (each summed with integer adds of variant `i`'s widest vectors), best of `reps` runs. buf should be much larger
+// than the last-level cache.
 double bench_read_bandwidth(thread_pool& pool, cpu::isa i, const uint8_t* buf, uint64_t n, int reps);
 
 // fp32 FMA peak in GFLOP/s (an FMA counts 2 flops): every thread of `pool` runs a register-only loop of independent

@@ -65,6 +65,11 @@ struct plan {
   size_t w_floats() const { return static_cast<size_t>(block_rows / rows * w_panel); }
   size_t park_floats(int np) const { return static_cast<size_t>(np * 8 * block_rows * k_cols); }
   size_t rows_floats() const { return static_cast<size_t>(rows * k); }
+  // Floats of a whole thread buffer: packed weights and the tiles' lanes, plus the packed activations when the
+  // caller did not pack them, plus a tile of dequantized rows when the weights are not fp32 already.
+  size_t buffer_floats(int np, bool with_x, bool with_rows) const {
+    return (with_x ? x_floats() : 0) + w_floats() + park_floats(np) + (with_rows ? rows_floats() : 0);
+  }
 };
 
 // Columns [c, c + n) of x (n <= 16; missing columns read as zeros) -> xp [lane][i][16].
@@ -230,7 +235,7 @@ bool run(const matmul_args& a, Rows&& rows) {
   const plan pl(a.k, a.n_cols, R, packed);
   constexpr int NP = V::lane_panels;
   const size_t x_floats = packed ? 0 : pl.x_floats();
-  float* buf = matmul_thread_scratch(x_floats + pl.w_floats() + pl.park_floats(NP) + (InPlace ? 0 : pl.rows_floats()));
+  float* buf = matmul_thread_scratch(pl.buffer_floats(NP, !packed, !InPlace));
   if (!buf) return false;
   float* wp = buf + x_floats;
   // Lanes l + l + 8 of each (row, column) of a tile pass, per panel: [NP][8][block_rows][16].
@@ -291,7 +296,7 @@ template <class V>
 uint64_t thread_buffer_bytes(int64_t k, int64_t n_cols) {
   if (k <= 0 || k % 16 != 0) return 0;
   const plan pl(k, n_cols > min_cols(k) ? n_cols : min_cols(k), V::lane_rows, true);
-  return (pl.w_floats() + pl.park_floats(V::lane_panels) + pl.rows_floats()) * sizeof(float) + 64;  // + rounding
+  return pl.buffer_floats(V::lane_panels, false, true) * sizeof(float) + 64;  // + the allocation's rounding
 }
 
 }  // namespace lanes
