@@ -208,6 +208,25 @@ std::vector<uint8_t> extreme_rows(tensor_type t, int64_t n_rows, int64_t k, uint
   return w;
 }
 
+// Batches of 12 columns up to the lane path on AVX-512 stage fp32 weights (kernels/cpu/x86/matmul_small.h):
+// full 16-row groups, then fewer 4-row tiles and single rows, row ranges that cut them, K in one staged chunk
+// and in ten (2560), partial column groups.
+TEST_P(kquant_simd, small_batch_groups_and_chunks_equal_reference) {
+  const int64_t n_rows = 41;  // 2 groups of 16 rows, 2 tiles of 4, 1 row
+  for (int64_t k : {256, 2560}) {
+    const std::vector<uint8_t> w = random_rows(type(), n_rows, k, 61 + static_cast<uint32_t>(k));
+    for (int64_t n_cols : {12, 31, 47}) {
+      if (k == 2560 && n_cols == 47) continue;  // the lane path's from 32 columns at this K
+      const std::vector<float> x = random_floats(n_cols * k, 67 + static_cast<uint32_t>(k + n_cols), -2.f, 2.f);
+      const matmul_args base = make_args(type(), w.data(), n_rows, k, x.data(), n_cols, nullptr);
+      const int64_t ranges[][2] = {{0, n_rows}, {3, 40}, {17, 21}};
+      for (const auto& rg : ranges) {
+        expect_same(var(), base, rg[0], rg[1], "small batch k=" + std::to_string(k) + " n_cols=" + std::to_string(n_cols));
+      }
+    }
+  }
+}
+
 TEST_P(kquant_simd, extreme_blocks_equal_reference) {
   const int64_t n_rows = 13;
   for (int64_t k : {256, 512, 2048}) {

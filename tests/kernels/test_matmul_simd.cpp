@@ -304,6 +304,27 @@ TEST_P(matmul_simd, rows_are_batch_invariant) {
   }
 }
 
+// Small quantized batches on AVX-512 and its emulated shape (kernels/cpu/x86/matmul_small.h: 12 columns up to
+// the lane path): full 16-row groups, then a group of fewer 4-row tiles and single rows, row ranges that cut
+// them, K in one staged chunk, in eight (2048) and in a full one plus a short one (288), column groups of 6 and
+// partial ones.
+TEST_P(matmul_simd, small_batch_groups_and_chunks_equal_reference) {
+  const int64_t n_rows = 41;  // 2 groups of 16 rows, 2 tiles of 4, 1 row
+  for (tensor_type t : k_types) {
+    if (is_float(t)) continue;
+    for (int64_t k : {32, 288, 2048}) {
+      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 51 + static_cast<uint32_t>(k));
+      const std::vector<float> x = random_floats(static_cast<size_t>(47 * k), 52 + static_cast<uint32_t>(k));
+      for (int64_t n_cols : {12, 13, 31, 47}) {
+        if (k == 2048 && n_cols == 47) continue;  // the lane path's from 32 columns at this K
+        for (auto rr : {std::pair<int64_t, int64_t>{0, n_rows}, {3, 40}, {17, 21}}) {
+          expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, rr.first, rr.second);
+        }
+      }
+    }
+  }
+}
+
 // The lane path of batches (AVX2 and AVX-512, kernels/cpu/x86/matmul_lanes.h): partial 6- and 12-row tiles and
 // 16-column panels, row blocks (48 rows; 192 for large activations) and row ranges that cut them, two column blocks
 // (128 + 8 columns at k = 4096); 47 columns at K = 256 stay on the tiles.

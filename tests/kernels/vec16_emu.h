@@ -134,6 +134,9 @@ struct vec16_emu {
     }
     return a.v[0];
   }
+  static void fold16(const f* v, float* out) {
+    for (int i = 0; i < 16; ++i) out[i] = fold(v[i]);
+  }
 };
 
 }  // namespace lime::cpu::test

@@ -23,7 +23,8 @@
 // rounding of the same exact difference; IEEE gives an exact zero the same sign either way). The dot-product
 // loop then looks 16 weights up with one vpermps (q4_k) / vpermt2ps (q5_k) on the staged bytes and does one
 // fma per weight. q6_k has 64 values per sub-block, so its weights are computed: (d * sc) * (float)(q - 32),
-// two multiplies as in the reference. Each weight vector is reused across C columns.
+// two multiplies as in the reference. Each weight vector is reused across C columns. Batches from
+// small::k_min_cols columns stage these weights as fp32 instead (matmul_small.h); wider ones take the lane path.
 
 namespace lime::cpu {
 namespace {
@@ -288,6 +289,20 @@ kstatus run(const matmul_args& a) {
       dequantize_rows<T>(w + r0 * rb, rb, n_rows, a.k, one, rows);
     });
     if (done) return kstatus::ok;
+    // Smaller batches: rows staged a K chunk at a time as exact fp32 weights (matmul_small.h).
+    const small::layout lo{w, static_cast<size_t>(rb), k_qk, block_bytes<T>()};
+    auto stage_rows = [&](int64_t r0, int n_rows, int64_t k0, int64_t n, float* scratch, int64_t& ws) {
+      ws = n;
+      for (int r = 0; r < n_rows; ++r) {
+        for (int64_t e = 0; e < n; e += k_qk) {
+          stage_block<T>(lo.at(r0 + r, k0 + e), one.q, one.table, one.a);
+          for (int j = 0; j < k_qk / 16; ++j) _mm512_store_ps(scratch + r * n + e + 16 * j, weights16<T>(one, j));
+        }
+      }
+      return static_cast<const float*>(scratch);
+    };
+    const bool small_done = small::run<vec16_avx512>(a, lo, stage_rows);
+    if (small_done) return kstatus::ok;
   }
   stage st[k_max_rows];
   if (a.n_cols == 1) {

@@ -86,6 +86,27 @@ struct vec16_avx512 {
     const __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
     return _mm_cvtss_f32(s1);
   }
+  // out[i] = fold(v[i]) for 16 vectors at once: the same adds (each pairs the same lanes, the lower lane first),
+  // two vectors' halves per instruction, 46 ops instead of about 8 per vector. After the last step lane 4q + j
+  // holds vector 4j + q; one permute puts them in order.
+  static void fold16(const f* v, float* out) {
+    __m512 t[8], u[4], w[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i)  // s8 of v[2i] | s8 of v[2i + 1]
+      t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                           _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xee));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)  // s4 of v[4i .. 4i + 3], one per 128 bits
+      u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
+                           _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xdd));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; ++i)  // 128-bit quarter q: s2 of v[8i + q], then s2 of v[8i + 4 + q]
+      w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
+                           _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xee));
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xdd));
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(order, r));
+  }
 };
 
 }  // namespace
