@@ -291,15 +291,8 @@ kstatus run(const matmul_args& a) {
     if (done) return kstatus::ok;
     // Smaller batches: rows staged a K chunk at a time as exact fp32 weights (matmul_small.h).
     const small::layout lo{w, static_cast<size_t>(rb), k_qk, block_bytes<T>()};
-    auto stage_rows = [&](int64_t r0, int n_rows, int64_t k0, int64_t n, float* scratch, int64_t& ws) {
-      ws = n;
-      for (int r = 0; r < n_rows; ++r) {
-        for (int64_t e = 0; e < n; e += k_qk) {
-          stage_block<T>(lo.at(r0 + r, k0 + e), one.q, one.table, one.a);
-          for (int j = 0; j < k_qk / 16; ++j) _mm512_store_ps(scratch + r * n + e + 16 * j, weights16<T>(one, j));
-        }
-      }
-      return static_cast<const float*>(scratch);
+    auto stage_rows = [&](const uint8_t* rows, int n_rows, int64_t n, float* out) {
+      dequantize_rows<T>(rows, rb, n_rows, n, one, out);
     };
     const bool small_done = small::run<vec16_avx512>(a, lo, stage_rows);
     if (small_done) return kstatus::ok;

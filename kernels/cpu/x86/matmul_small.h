@@ -82,10 +82,10 @@ struct layout {
   const uint8_t* at(int64_t row, int64_t k0) const { return w + row * rb + k0 / block_elems * block_bytes; }
 };
 
-// Rows [r0, r0 + m R) x every column of a, as m tiles of R rows. stage(r0, rows, k0, n, scratch, ws) returns
-// rows [r0, r0 + rows), elements [k0, k0 + n) as fp32 (row r at ret + r * ws): in place, or written to scratch
-// [rows][n]. Per K chunk, each column group's activations serve the m tiles from L1. Tile t's column group at
-// column c parks its lanes at park + (t * n_cols + c) * R * 16 as [R][nc][16].
+// Rows [r0, r0 + m R) x every column of a, as m tiles of R rows. stage(w, rows, n, out) writes n elements of each
+// of `rows` weight rows (the first at w, the next lo.rb bytes on) as exact fp32 to out [rows][n]. Per K chunk,
+// each column group's activations serve the m tiles from L1. Tile t's column group at column c parks its lanes
+// at park + (t * n_cols + c) * R * 16 as [R][nc][16].
 template <class V, int R, class Stage>
 void row_group(const matmul_args& a, const layout& lo, int64_t r0, int m, int64_t kc, Stage& stage, float* scratch,
                float* park) {
@@ -102,12 +102,11 @@ void row_group(const matmul_args& a, const layout& lo, int64_t r0, int m, int64_
         for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
       }
     }
-    int64_t ws = 0;
-    const float* w = stage(r0, rows, k0, n, scratch, ws);
+    stage(lo.at(r0, k0), rows, n, scratch);
     for (int64_t c = 0; c < a.n_cols; c += C) {
       const int nc = a.n_cols - c < C ? static_cast<int>(a.n_cols - c) : C;
       for (int t = 0; t < m; ++t) {
-        feed_n<V, R, C>(nc, w + t * R * ws, ws, a.x + c * a.k + k0, a.k, n / 16, k0 == 0,
+        feed_n<V, R, C>(nc, scratch + t * R * n, n, a.x + c * a.k + k0, a.k, n / 16, k0 == 0,
                         park + (t * a.n_cols + c) * R * 16);
       }
     }

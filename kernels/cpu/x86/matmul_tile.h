@@ -457,17 +457,8 @@ void run_tiles(const matmul_args& a) {
 template <class V, class F>
 bool run_small(const matmul_args& a) {
   const small::layout lo{static_cast<const uint8_t*>(a.w), row_bytes<F>(a.k), F::elems, F::bytes};
-  return small::run<V>(a, lo, [&](int64_t r0, int n_rows, int64_t k0, int64_t n, float* scratch, int64_t& ws) {
-    ws = n;
-    for (int r = 0; r < n_rows; ++r) {
-      const uint8_t* p = lo.at(r0 + r, k0);
-      for (int64_t e = 0; e < n; e += F::elems, p += F::bytes) {
-        const typename F::blk blk = F::prep(p);
-#pragma GCC unroll 2
-        for (int h = 0; h < F::halves; ++h) V::store_f32(scratch + r * n + e + 16 * h, F::half(blk, p, h));
-      }
-    }
-    return static_cast<const float*>(scratch);
+  return small::run<V>(a, lo, [&](const uint8_t* w, int n_rows, int64_t n, float* out) {
+    dequantize_strip<V, F>(w, lo.rb, n_rows, n, out);
   });
 }
 
