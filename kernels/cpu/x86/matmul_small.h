@@ -14,8 +14,8 @@ namespace {
 namespace small {
 
 // Batches from k_min_cols columns: below, staging costs more than the tiles' dequantizing per column group
-// (measured in process, 512 x 768 and 256 x 2048: 0.66-0.94x at 2-8 columns for q4_0/q4_k/q6_k, 1.0-1.26x at
-// 12-32 for every quantized type).
+// (measured in process, 512 x 768 and 256 x 2048: 0.64-0.94x at 2-4 columns and 0.85-1.13x at 8, 1.0-1.26x at
+// 12-32, every quantized type).
 constexpr int k_min_cols = 12;
 constexpr int k_max_cols = 48;                    // batches up to this wide (lanes::min_cols(k) <= 48)
 constexpr int k_max_rows = 8;                     // rows per tile (V::rows_for) at most
