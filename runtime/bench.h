@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ double bench_read_bandwidth(thread_pool& pool, cpu::isa i, const uint8_t* buf, u
 // FMA chains with the widest vectors of variant `i` (ref: 4-wide SSE-style mul + add, which is what a
 // baseline build can issue), best of `reps` runs.
 double bench_fma_peak(thread_pool& pool, cpu::isa i, int reps);
+// The pieces of bench_fma_peak, for probes paired with other timed runs: the loop length (iterations) that takes
+// more than `seconds` on one thread (doubling from 2^16), and the GFLOP/s of one run of that loop on every thread.
+int64_t bench_fma_iters(cpu::isa i, double seconds);
+double bench_fma_probe(thread_pool& pool, cpu::isa i, int64_t iters);
 
 struct machine_roofline {
   int n_threads = 1;
@@ -40,8 +45,21 @@ struct machine_roofline {
   double fma_1t = 0, fma_all = 0;  // GFLOP/s with `isa`
   uint64_t buffer_bytes = 0;
 };
+// Memory for the bandwidth runs: `bytes` rounded down to whole 4 KiB pages, every page written once when made
+// (so no run pays for page faults).
+class bench_buffer {
+ public:
+  explicit bench_buffer(uint64_t bytes);
+  const uint8_t* data() const { return p_.get(); }
+  uint64_t size() const { return n_; }
+
+ private:
+  std::unique_ptr<uint8_t[]> p_;
+  uint64_t n_ = 0;
+};
 // Measures both with 1 thread and with n_threads (buffer_bytes of memory, first touched outside the timing).
 machine_roofline bench_measure_roofline(int n_threads, uint64_t buffer_bytes);
+machine_roofline bench_measure_roofline(int n_threads, const bench_buffer& buf);
 void bench_print_roofline(const machine_roofline& r, FILE* out);
 
 // --- kernels (bench_kernels.cpp; the CUDA variant in bench_kernels_cuda.cpp)

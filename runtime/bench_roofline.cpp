@@ -195,48 +195,62 @@ double bench_read_bandwidth(thread_pool& pool, cpu::isa i, const uint8_t* buf, u
   return best;
 }
 
-double bench_fma_peak(thread_pool& pool, cpu::isa i, int reps) {
-  const int nt = pool.n_threads();
-  // Size the loop to ~0.1 s on one thread.
+int64_t bench_fma_iters(cpu::isa i, double seconds) {
   int64_t iters = 1 << 16, flops = 0;
   for (;;) {
     const double t0 = bench_now_s();
     g_sink_f32 = fma_loop(i, iters, &flops);
-    if (bench_now_s() - t0 > 0.05 || iters > (int64_t{1} << 34)) break;
+    if (bench_now_s() - t0 > seconds || iters > (int64_t{1} << 34)) break;
     iters *= 2;
   }
-  double best = 0.0;
-  for (int r = 0; r < reps; ++r) {
-    std::vector<float> sink(static_cast<size_t>(nt));
-    std::vector<int64_t> fl(static_cast<size_t>(nt));
-    const double t0 = bench_now_s();
-    pool.parallel_for(nt, [&](int64_t b, int64_t, int) {
-      sink[static_cast<size_t>(b)] = fma_loop(i, iters, &fl[static_cast<size_t>(b)]);
-    });
-    const double dt = bench_now_s() - t0;
-    double total = 0;
-    for (int t = 0; t < nt; ++t) {
-      total += static_cast<double>(fl[static_cast<size_t>(t)]);
-      g_sink_f32 = sink[static_cast<size_t>(t)];
-    }
-    best = std::max(best, total / dt * 1e-9);
+  return iters;
+}
+
+double bench_fma_probe(thread_pool& pool, cpu::isa i, int64_t iters) {
+  const int nt = pool.n_threads();
+  std::vector<float> sink(static_cast<size_t>(nt));
+  std::vector<int64_t> fl(static_cast<size_t>(nt));
+  const double t0 = bench_now_s();
+  pool.parallel_for(nt, [&](int64_t b, int64_t, int) {
+    sink[static_cast<size_t>(b)] = fma_loop(i, iters, &fl[static_cast<size_t>(b)]);
+  });
+  const double dt = bench_now_s() - t0;
+  double total = 0;
+  for (int t = 0; t < nt; ++t) {
+    total += static_cast<double>(fl[static_cast<size_t>(t)]);
+    g_sink_f32 = sink[static_cast<size_t>(t)];
   }
+  return total / dt * 1e-9;
+}
+
+double bench_fma_peak(thread_pool& pool, cpu::isa i, int reps) {
+  const int64_t iters = bench_fma_iters(i, 0.05);  // ~0.1 s a run on one thread
+  double best = 0.0;
+  for (int r = 0; r < reps; ++r) best = std::max(best, bench_fma_probe(pool, i, iters));
   return best;
 }
 
-machine_roofline bench_measure_roofline(int n_threads, uint64_t buffer_bytes) {
+bench_buffer::bench_buffer(uint64_t bytes) : n_(bytes / 4096 * 4096) {
+  p_.reset(new uint8_t[n_]);
+  std::memset(p_.get(), 1, n_);  // fault every page in before timing
+}
+
+machine_roofline bench_measure_roofline(int n_threads, const bench_buffer& buf) {
   machine_roofline r;
   r.n_threads = n_threads > 0 ? n_threads : default_thread_count();
   r.isa = cpu::isa_best();
-  r.buffer_bytes = buffer_bytes / 4096 * 4096;
-  std::unique_ptr<uint8_t[]> buf(new uint8_t[r.buffer_bytes]);
-  std::memset(buf.get(), 1, r.buffer_bytes);  // fault every page in before timing
+  r.buffer_bytes = buf.size();
   thread_pool one(1), all(r.n_threads);
-  r.bw_1t = bench_read_bandwidth(one, r.isa, buf.get(), r.buffer_bytes, 5);
-  r.bw_all = bench_read_bandwidth(all, r.isa, buf.get(), r.buffer_bytes, 5);
+  r.bw_1t = bench_read_bandwidth(one, r.isa, buf.data(), buf.size(), 5);
+  r.bw_all = bench_read_bandwidth(all, r.isa, buf.data(), buf.size(), 5);
   r.fma_1t = bench_fma_peak(one, r.isa, 3);
   r.fma_all = bench_fma_peak(all, r.isa, 3);
   return r;
+}
+
+machine_roofline bench_measure_roofline(int n_threads, uint64_t buffer_bytes) {
+  const bench_buffer buf(buffer_bytes);
+  return bench_measure_roofline(n_threads, buf);
 }
 
 void bench_print_roofline(const machine_roofline& r, FILE* out) {

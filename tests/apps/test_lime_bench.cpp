@@ -1,0 +1,47 @@
+// lime-bench generate as a user runs it on stories260K: the llama-bench-style rows for each test, and the
+// roofline lines with their paired figures (each run over the peak probed around it), which must be plausible
+// percentages. Speeds themselves are not asserted (benchmarks print figures, they are not timed tests).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "tests/apps/process.h"
+#include "tests/test_models.h"
+
+namespace lime {
+namespace {
+
+const std::string k_bench = std::string(LIME_BINARY_DIR) + "/apps/lime-bench";
+
+// The percentage after `key` on the line that starts with `line_start`, or -1 when either is missing.
+double percent_after(const std::string& out, const std::string& line_start, const std::string& key) {
+  const size_t line = out.find("\n" + line_start);
+  if (line == std::string::npos) return -1.0;
+  const size_t end = out.find('\n', line + 1);
+  const std::string text = out.substr(line + 1, end == std::string::npos ? std::string::npos : end - line - 1);
+  const size_t k = text.find(key);
+  if (k == std::string::npos) return -1.0;
+  return std::strtod(text.c_str() + k + key.size(), nullptr);
+}
+
+TEST(lime_bench, generate_prints_table_rows_and_paired_roofline_figures) {
+  LIME_REQUIRE_MODELS(models);
+  const test::run_result r = test::run_program({k_bench, "generate", "-m", models + "/stories260K.gguf", "-t", "1",
+                                                "-p", "8", "-n", "4", "-r", "2", "--bw-mib", "64"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("|       1 |             pp8 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|       1 |             tg4 |"), std::string::npos) << r.out;
+  // Paired figures: rate over probe, median of the 2 runs. A figure of 0 or above 10x the probe would mean the
+  // probe or the pairing is broken (stories260K is tiny: far from the peak, but not at zero).
+  const double pp = percent_after(r.out, "pp8:", "paired with probes around each run: ");
+  const double tg = percent_after(r.out, "tg:", "paired with probes around each run: ");
+  EXPECT_GT(pp, 0.0) << r.out;
+  EXPECT_LT(pp, 1000.0) << r.out;
+  EXPECT_GT(tg, 0.0) << r.out;
+  EXPECT_LT(tg, 1000.0) << r.out;
+  EXPECT_NE(r.out.find("(median of 2; probes "), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace lime
