@@ -28,7 +28,8 @@ double percent_after(const std::string& out, const std::string& line_start, cons
 TEST(lime_bench, generate_prints_table_rows_and_paired_roofline_figures) {
   LIME_REQUIRE_MODELS(models);
   const test::run_result r = test::run_program({k_bench, "generate", "-m", models + "/stories260K.gguf", "-t", "1",
-                                                "-p", "8", "-n", "4", "-r", "2", "--bw-mib", "64"});
+                                                "-p", "8", "-n", "4", "-r", "2", "--bw-mib", "64",
+                                                "--backend", "cpu"});  // the probes are CPU figures
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("|       1 |             pp8 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("|       1 |             tg4 |"), std::string::npos) << r.out;
