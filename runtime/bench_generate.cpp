@@ -109,7 +109,9 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   }
 
   // Paired probes (CPU): on a shared machine the FMA peak and the read bandwidth move by a third within seconds,
-  // so each timed run is also compared with the peak measured just before and just after it (their mean).
+  // so each timed run is also compared with the peak measured just before and just after it (their mean). The
+  // bandwidth probe streams the whole buffer, so a tg run starts with its weights out of the caches: its first
+  // token reads them from memory (about 0.5 % of tg128 for stories110M, whose weights otherwise stay in L3).
   const cpu::isa isa = cpu::isa_best();
   std::unique_ptr<thread_pool> probe_pool;
   std::unique_ptr<bench_buffer> bw_buf;
