@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,15 @@ double bench_fma_peak(thread_pool& pool, cpu::isa i, int reps);
 // more than `seconds` on one thread (doubling from 2^16), and the GFLOP/s of one run of that loop on every thread.
 int64_t bench_fma_iters(cpu::isa i, double seconds);
 double bench_fma_probe(thread_pool& pool, cpu::isa i, int64_t iters);
+// The median of v (the mean of the middle two when even; 0 when empty).
+double bench_median(std::vector<double> v);
+// Times fn as the kernel rows do: at least 2 runs, up to 5 while under `budget_s` of run time in all; returns the
+// best run in seconds. With a probe (a peak measured in its own units, e.g. bench_fma_probe), probe() also runs just
+// before and just after each run, and *paired gets the median over runs of (work / run seconds) / (mean of its two
+// probes): the run against the peak of its own moment, which on a shared host can move by a third within seconds.
+// Without one, *paired is -1.
+double bench_paired_runs(const std::function<void()>& fn, const std::function<double()>& probe, double work,
+                         double budget_s, double* paired);
 
 struct machine_roofline {
   int n_threads = 1;
@@ -96,13 +106,15 @@ status bench_kernels(const bench_kernels_options& o, FILE* out);
 // Attention rows of bench_kernels (bench_attention.cpp): cpu::attention at shape s's heads over an f32 paged KV
 // cache on `pool`: a prompt of n_prompt tokens in runs of 16 x heads (as the forward pass calls it; GFLOP/s against
 // the FMA peak) and one decoded token over n_ctx positions, heads split (GB/s of K and V against the bandwidth).
+// fma_iters > 0: the prompt row is also paired with FMA probes of that length on `pool` (bench_paired_runs).
 struct bench_attention_row {
   std::string op;
   int threads = 1;
   double ms = 0, gbs = 0, gflops = 0, roof_pct = 0, fma_pct = 0;
+  double fma_paired = -1;  // % of the FMA peak probed around each run; -1: not paired
 };
 std::vector<bench_attention_row> bench_attention(const model_shape& s, thread_pool& pool, const machine_roofline& roof,
-                                                 int32_t n_prompt, int32_t n_ctx);
+                                                 int32_t n_prompt, int32_t n_ctx, int64_t fma_iters = 0);
 
 // The same on the GPU (bench_kernels_cuda.cpp, in builds with LIME_HAVE_CUDA only): device-to-device copy bandwidth
 // (bw_buffer_bytes), then `op | type | shape | ms | GB/s | GFLOP/s | % of D2D` rows: cuda::matvec of each shape's

@@ -63,7 +63,7 @@ double best_time(Fn&& fn) {
 }  // namespace
 
 std::vector<bench_attention_row> bench_attention(const model_shape& s, thread_pool& pool, const machine_roofline& roof,
-                                                 int32_t n_prompt, int32_t n_ctx) {
+                                                 int32_t n_prompt, int32_t n_ctx, int64_t fma_iters) {
   const int64_t hd = s.head_dim(), n_q = static_cast<int64_t>(s.n_head) * hd;
   const int n_threads = pool.n_threads();
   std::vector<float> scratch(static_cast<size_t>(n_threads) * static_cast<size_t>(cpu::attention_scratch_floats(s.head_dim())));
@@ -76,7 +76,13 @@ std::vector<bench_attention_row> bench_attention(const model_shape& s, thread_po
     std::vector<float> q(static_cast<size_t>(n_prompt) * static_cast<size_t>(n_q)), out(q.size());
     model_gen_values(model_gen_stream(5, "bench.q"), 0, static_cast<int64_t>(q.size()), 1.0f, 0.f, q.data());
     const int64_t n_runs = (n_prompt + k_run - 1) / k_run, n_items = n_runs * s.n_head;
-    const double dt = best_time([&] {
+    // q.k and the weighted sum of V: 2 flops per head dim each, per visible (token, position) pair and head.
+    const double pairs = static_cast<double>(n_prompt) * (n_prompt + 1) / 2;
+    const double gflop = 4.0 * static_cast<double>(hd) * s.n_head * pairs * 1e-9;
+    std::function<double()> probe;
+    if (fma_iters > 0) probe = [&] { return bench_fma_probe(pool, roof.isa, fma_iters); };
+    double paired = -1;
+    const double dt = bench_paired_runs([&] {
       pool.parallel_for_dynamic(n_items, std::max<int64_t>(1, n_items / (4 * n_threads)), [&](int64_t b, int64_t e, int t) {
         for (int64_t item = b; item < e;) {  // the heads of one run in one call (a GQA group shares K/V reads)
           const int32_t run = static_cast<int32_t>(item / s.n_head), h0 = static_cast<int32_t>(item % s.n_head);
@@ -92,16 +98,15 @@ std::vector<bench_attention_row> bench_attention(const model_shape& s, thread_po
           item += h1 - h0;
         }
       });
-    });
-    // q.k and the weighted sum of V: 2 flops per head dim each, per visible (token, position) pair and head.
-    const double pairs = static_cast<double>(n_prompt) * (n_prompt + 1) / 2;
+    }, probe, gflop, 0.3, &paired);
     bench_attention_row r;
     r.op = "attention pp" + std::to_string(n_prompt);
     r.threads = n_threads;
     r.ms = dt * 1e3;
-    r.gflops = 4.0 * static_cast<double>(hd) * s.n_head * pairs / dt * 1e-9;
+    r.gflops = gflop / dt;
     r.gbs = 0;  // compute bound: K and V come from cache
     r.fma_pct = 100.0 * r.gflops / fma;
+    r.fma_paired = paired < 0 ? -1.0 : 100.0 * paired;
     r.roof_pct = r.fma_pct;  // compute bound
     rows.push_back(r);
   }

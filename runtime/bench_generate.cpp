@@ -20,12 +20,6 @@ struct test_result {
   std::vector<double> probe;  // CPU: the peak around each run (pp: FMA GFLOP/s, tg: read GB/s), see paired_line
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 double stddev(const std::vector<double>& v) {
   if (v.size() < 2) return 0.0;
   double mean = 0;
@@ -62,7 +56,7 @@ std::string paired_line(const test_result& r, double work_per_token, const char*
   const auto [lo, hi] = std::minmax_element(r.probe.begin(), r.probe.end());
   char buf[160];
   std::snprintf(buf, sizeof(buf), "; paired with probes around each run: %.1f%% (median of %zu; probes %.1f-%.1f %s)",
-                100.0 * median(ratio), ratio.size(), *lo, *hi, unit);
+                100.0 * bench_median(ratio), ratio.size(), *lo, *hi, unit);
   return buf;
 }
 
@@ -166,7 +160,7 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     std::snprintf(sz, sizeof(sz), "%.2f MiB", static_cast<double>(size) / (1024.0 * 1024.0));
     if (n_params < 1000000000ull) std::snprintf(pr, sizeof(pr), "%.2f M", static_cast<double>(n_params) * 1e-6);
     else std::snprintf(pr, sizeof(pr), "%.2f B", static_cast<double>(n_params) * 1e-9);
-    std::snprintf(ts, sizeof(ts), "%.2f ± %.2f", median(r.ts), stddev(r.ts));
+    std::snprintf(ts, sizeof(ts), "%.2f ± %.2f", bench_median(r.ts), stddev(r.ts));
     // "±" is two bytes in one column: one more byte of width keeps the column aligned.
     std::fprintf(out, "| %-30s | %10s | %10s | %-10s | %7d | %15s | %21s |\n", label.c_str(), sz, pr, on_cuda ? "CUDA" : "CPU",
                  s->n_threads(), r.name.c_str(), ts);
@@ -191,7 +185,7 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   for (size_t i = 0; i < o.n_prompt.size(); ++i) {
     const double p = o.n_prompt[i];
     const double att = 4.0 * hp.head_dim * hp.n_head * hp.n_layer * (p + 1) / 2;
-    const double ts = median(results[i].ts), gflops = ts * (mm + att) * 1e-9;
+    const double ts = bench_median(results[i].ts), gflops = ts * (mm + att) * 1e-9;
     std::fprintf(out, "\npp%d: %.1f MFLOP of layer matmuls + %.1f MFLOP of attention per token; %.2f t/s = %.1f GFLOP/s = "
                  "%.1f%% of the FMA peak (%.1f GFLOP/s, %d threads; matmuls alone %.1f%%)%s",
                  o.n_prompt[i], mm * 1e-6, att * 1e-6, ts, gflops, 100.0 * gflops / roof.fma_all, roof.fma_all,
@@ -204,7 +198,7 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     const weight_view& e = m.tok_embd();
     const uint64_t per_token = m.weight_bytes() - (m.tied_embeddings() ? 0 : e.n_bytes) + e.n_bytes / static_cast<uint64_t>(e.n_rows);
     const double roof_ts = roof.bw_all * 1e9 / static_cast<double>(per_token);
-    const double tg = median(results.back().ts);
+    const double tg = bench_median(results.back().ts);
     std::fprintf(out, "\ntg: %.2f MiB of weights read per token; read bandwidth %.1f GB/s (%d threads) -> roofline %.2f t/s; "
                  "measured %.2f t/s = %.1f%% of roofline%s\n",
                  static_cast<double>(per_token) / (1024.0 * 1024.0), roof.bw_all, roof.n_threads, roof_ts, tg, 100.0 * tg / roof_ts,

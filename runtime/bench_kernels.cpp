@@ -54,19 +54,21 @@ struct row_out {
   std::string op, type, shape;
   int threads = 1;
   double ms = 0, gbs = 0, gflops = 0, pct = 0;
-  double fma_pct = -1;  // matmul only: GFLOP/s as a % of the FMA peak
+  double fma_pct = -1;     // matmul and attention: GFLOP/s as a % of the FMA peak measured first
+  double fma_paired = -1;  // the same against the peak probed around each run (bench_paired_runs); -1: none
 };
 
 void print_header(FILE* out) {
-  std::fprintf(out, "\n| op                | type | shape                                      | threads |        ms |    GB/s |  GFLOP/s | %% of roofline | %% of FMA peak |\n");
-  std::fprintf(out, "| ----------------- | ---- | ------------------------------------------ | ------: | --------: | ------: | -------: | ------------: | ------------: |\n");
+  std::fprintf(out, "\n| op                | type | shape                                      | threads |        ms |    GB/s |  GFLOP/s | %% of roofline | %% of FMA peak | paired |\n");
+  std::fprintf(out, "| ----------------- | ---- | ------------------------------------------ | ------: | --------: | ------: | -------: | ------------: | ------------: | -----: |\n");
 }
 
 void print_row(const row_out& r, FILE* out) {
-  char fma[32] = "-";
+  char fma[32] = "-", paired[32] = "-";
   if (r.fma_pct >= 0) std::snprintf(fma, sizeof(fma), "%.1f%%", r.fma_pct);
-  std::fprintf(out, "| %-17s | %-4s | %-42s | %7d | %9.3f | %7.2f | %8.2f | %12.1f%% | %13s |\n", r.op.c_str(),
-               r.type.c_str(), r.shape.c_str(), r.threads, r.ms, r.gbs, r.gflops, r.pct, fma);
+  if (r.fma_paired >= 0) std::snprintf(paired, sizeof(paired), "%.1f%%", r.fma_paired);
+  std::fprintf(out, "| %-17s | %-4s | %-42s | %7d | %9.3f | %7.2f | %8.2f | %12.1f%% | %13s | %6s |\n", r.op.c_str(),
+               r.type.c_str(), r.shape.c_str(), r.threads, r.ms, r.gbs, r.gflops, r.pct, fma, paired);
   std::fflush(out);
 }
 
@@ -130,6 +132,9 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
   const machine_roofline roof = bench_measure_roofline(o.n_threads, o.bw_buffer_bytes);
   bench_print_roofline(roof, out);
   thread_pool one(1), all(roof.n_threads);
+  // Probes of 10-20 ms around each compute-bound run (matmul, prompt attention), on the pool the run uses.
+  const int64_t fma_iters = bench_fma_iters(roof.isa, 0.01);
+  const std::function<double()> fma_probe = [&] { return bench_fma_probe(all, roof.isa, fma_iters); };
   print_header(out);
 
   for (const model_shape& s : shapes) {
@@ -171,15 +176,11 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
           rows = std::max<int64_t>(1, rows / 16 * 16);
           const double flops = flop_per_row * static_cast<double>(rows);
           const double wbytes = static_cast<double>(tensor_row_bytes(t, m.k)) * static_cast<double>(rows);
-          double best = 1e30, spent = 0;
           std::vector<float> x_lanes;
-          for (int rep = 0; rep < 5 && (rep < 2 || spent < 0.5); ++rep) {
-            const double t0 = bench_now_s();
-            run_matmul(all, t, w.data(), rows, m.k, x.data(), b, y.data(), x_lanes);
-            const double dt = bench_now_s() - t0;
-            spent += dt;
-            best = std::min(best, dt);
-          }
+          double paired = -1;
+          const double best = bench_paired_runs(
+              [&] { run_matmul(all, t, w.data(), rows, m.k, x.data(), b, y.data(), x_lanes); }, fma_probe,
+              flops * 1e-9, 0.5, &paired);
           row_out r;
           r.op = "matmul b" + std::to_string(b);
           r.type = tensor_type_name(t);
@@ -191,13 +192,14 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
           const double bound = std::max(wbytes / (roof.bw_all * 1e9), flops / (roof.fma_all * 1e9));
           r.pct = 100.0 * bound / best;
           r.fma_pct = 100.0 * r.gflops / roof.fma_all;
+          r.fma_paired = paired < 0 ? -1.0 : 100.0 * paired;
           print_row(r, out);
         }
       }
     }
     for (thread_pool* p : {&one, &all}) {
       if (p == &all && all.n_threads() == 1) break;
-      for (const bench_attention_row& a : bench_attention(s, *p, roof, 512, 4096)) {
+      for (const bench_attention_row& a : bench_attention(s, *p, roof, 512, 4096, fma_iters)) {
         row_out r;
         r.op = a.op;
         r.type = "f32";
@@ -209,6 +211,7 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
         r.gflops = a.gflops;
         r.pct = a.roof_pct;
         r.fma_pct = a.fma_pct;
+        r.fma_paired = a.fma_paired;
         print_row(r, out);
       }
     }

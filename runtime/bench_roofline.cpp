@@ -223,6 +223,30 @@ double bench_fma_probe(thread_pool& pool, cpu::isa i, int64_t iters) {
   return total / dt * 1e-9;
 }
 
+double bench_median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double bench_paired_runs(const std::function<void()>& fn, const std::function<double()>& probe, double work,
+                         double budget_s, double* paired) {
+  double best = 1e30, spent = 0;
+  std::vector<double> ratio;
+  for (int rep = 0; rep < 5 && (rep < 2 || spent < budget_s); ++rep) {
+    const double before = probe ? probe() : 0.0;
+    const double t0 = bench_now_s();
+    fn();
+    const double dt = bench_now_s() - t0;
+    const double after = probe ? probe() : 0.0;
+    spent += dt;
+    best = std::min(best, dt);
+    if (probe && before + after > 0 && dt > 0) ratio.push_back(work / dt / (0.5 * (before + after)));
+  }
+  *paired = ratio.empty() ? -1.0 : bench_median(ratio);
+  return best;
+}
+
 double bench_fma_peak(thread_pool& pool, cpu::isa i, int reps) {
   const int64_t iters = bench_fma_iters(i, 0.05);  // ~0.1 s a run on one thread
   double best = 0.0;

@@ -1,6 +1,7 @@
 // lime-bench generate as a user runs it on stories260K: the llama-bench-style rows for each test, and the
 // roofline lines with their paired figures (each run over the peak probed around it), which must be plausible
-// percentages. Speeds themselves are not asserted (benchmarks print figures, they are not timed tests).
+// percentages; lime-bench kernels' paired column likewise. Speeds themselves are not asserted (benchmarks print
+// figures, they are not timed tests).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -42,6 +43,41 @@ TEST(lime_bench, generate_prints_table_rows_and_paired_roofline_figures) {
   EXPECT_GT(tg, 0.0) << r.out;
   EXPECT_LT(tg, 1000.0) << r.out;
   EXPECT_NE(r.out.find("(median of 2; probes "), std::string::npos) << r.out;
+}
+
+// The last cell of the table row that starts with `row_start` (trimmed), or "" when there is no such row.
+std::string last_cell(const std::string& out, const std::string& row_start) {
+  const size_t line = out.find("\n" + row_start);
+  if (line == std::string::npos) return "";
+  const size_t end = out.find('\n', line + 1);
+  std::string text = out.substr(line + 1, end == std::string::npos ? std::string::npos : end - line - 1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '|')) text.pop_back();
+  const size_t bar = text.rfind('|');
+  std::string cell = bar == std::string::npos ? text : text.substr(bar + 1);
+  while (!cell.empty() && cell.front() == ' ') cell.erase(cell.begin());
+  return cell;
+}
+
+TEST(lime_bench, kernels_pairs_compute_bound_rows_with_fma_probes) {
+  // One small matmul (--max-gflop) and the attention rows at stories110M's shape; no model file needed.
+  const test::run_result r = test::run_program({k_bench, "kernels", "-t", "1", "--types", "q8_0", "--shapes",
+                                                "stories110M", "--batches", "64", "--stream-mib", "1", "--bw-mib",
+                                                "16", "--max-gflop", "0.05", "--backend", "cpu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| % of FMA peak | paired |"), std::string::npos) << r.out;
+  // Compute-bound rows carry a paired figure (the median run over the mean of its two probes); it is a plausible
+  // percentage: 0 or a huge value would mean a probe read nothing or the pairing is broken.
+  for (const char* row : {"| matmul b64        | q8_0 |", "| attention pp512   |"}) {
+    const std::string cell = last_cell(r.out, row);
+    ASSERT_FALSE(cell.empty()) << row << "\n" << r.out;
+    ASSERT_EQ(cell.back(), '%') << row << "\n" << r.out;
+    const double pct = std::strtod(cell.c_str(), nullptr);
+    EXPECT_GT(pct, 0.0) << row << "\n" << r.out;
+    EXPECT_LT(pct, 1000.0) << row << "\n" << r.out;
+  }
+  // Bandwidth-bound rows are not paired with FMA probes.
+  EXPECT_EQ(last_cell(r.out, "| matvec            | q8_0 | stories110M attn_q"), "-") << r.out;
+  EXPECT_EQ(last_cell(r.out, "| attention tg@4096 |"), "-") << r.out;
 }
 
 }  // namespace
