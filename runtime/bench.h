@@ -95,11 +95,13 @@ struct bench_kernels_options {
   double max_gflop = 4.0;               // matmul: computes a leading subset of rows when a call would exceed it
   uint64_t bw_buffer_bytes = 1ull << 30;
 };
-// Prints the roofline, then `op | type | shape | threads | ms | GB/s | GFLOP/s | % of roofline | % of FMA peak`
-// rows: matvec of each shape's attn_q, ffn_up, ffn_down and output matrices (1 thread and all threads; roofline =
-// measured bandwidth of that many threads), and matmul of the `matmuls` matrices at each batch (all threads, the
-// activations packed once for all of them first where the kernels take that, as in the forward pass; roofline
-// time = max(bytes / bandwidth, flops / FMA peak)).
+// Prints the roofline, then `op | type | shape | threads | ms | GB/s | GFLOP/s | % of roofline | % of FMA peak |
+// paired` rows: matvec of each shape's attn_q, ffn_up, ffn_down and output matrices (1 thread and all threads;
+// roofline = measured bandwidth of that many threads), and matmul of the `matmuls` matrices at each batch (all
+// threads, the activations packed once for all of them first where the kernels take that, as in the forward pass;
+// roofline time = max(bytes / bandwidth, flops / FMA peak)), then the attention rows. `% of FMA peak` is the best
+// run against the peak measured first; `paired` (matmul, prompt attention) the median run against FMA probes taken
+// just before and after it on the same threads (bench_paired_runs).
 // Errors: invalid_argument (unknown shape or matrix name, a type lime cannot compute or a shape its blocks do not
 // divide).
 status bench_kernels(const bench_kernels_options& o, FILE* out);
