@@ -44,7 +44,7 @@ double bench_median(std::vector<double> v);
 // best run in seconds. With a probe (a peak measured in its own units, e.g. bench_fma_probe), probe() also runs just
 // before and just after each run, and *paired gets the median over runs of (work / run seconds) / (mean of its two
 // probes): the run against the peak of its own moment, which on a shared host can move by a third within seconds.
-// Without one, *paired is -1.
+// Without one, *paired is -1. paired may be null (best time only).
 double bench_paired_runs(const std::function<void()>& fn, const std::function<double()>& probe, double work,
                          double budget_s, double* paired);
 

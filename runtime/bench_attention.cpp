@@ -46,20 +46,6 @@ cpu::attention_args base_args(const model_shape& s, const bench_kv& kv, float* s
   return a;
 }
 
-// Best of a few timed calls of fn (at least 0.3 s in all, at most 5).
-template <class Fn>
-double best_time(Fn&& fn) {
-  double best = 1e30, spent = 0;
-  for (int rep = 0; rep < 5 && (rep < 2 || spent < 0.3); ++rep) {
-    const double t0 = bench_now_s();
-    fn();
-    const double dt = bench_now_s() - t0;
-    spent += dt;
-    best = std::min(best, dt);
-  }
-  return best;
-}
-
 }  // namespace
 
 std::vector<bench_attention_row> bench_attention(const model_shape& s, thread_pool& pool, const machine_roofline& roof,
@@ -114,7 +100,7 @@ std::vector<bench_attention_row> bench_attention(const model_shape& s, thread_po
     const bench_kv kv(n_ctx, s.n_embd_kv());
     std::vector<float> q(static_cast<size_t>(n_q)), out(q.size());
     model_gen_values(model_gen_stream(5, "bench.q1"), 0, n_q, 1.0f, 0.f, q.data());
-    const double dt = best_time([&] {
+    const double dt = bench_paired_runs([&] {
       pool.parallel_for(s.n_head, [&](int64_t b, int64_t e, int t) {
         cpu::attention_args a = base_args(s, kv, scratch_of(t));
         a.q = q.data();
@@ -124,7 +110,7 @@ std::vector<bench_attention_row> bench_attention(const model_shape& s, thread_po
         a.head_end = static_cast<int32_t>(e);
         cpu::attention(a);
       });
-    });
+    }, nullptr, 0.0, 0.3, nullptr);  // bandwidth bound: no FMA pairing
     const double bytes = 2.0 * n_ctx * static_cast<double>(s.n_embd_kv()) * sizeof(float);
     bench_attention_row r;
     r.op = "attention tg@" + std::to_string(n_ctx);

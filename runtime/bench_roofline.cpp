@@ -243,7 +243,7 @@ double bench_paired_runs(const std::function<void()>& fn, const std::function<do
     best = std::min(best, dt);
     if (probe && before + after > 0 && dt > 0) ratio.push_back(work / dt / (0.5 * (before + after)));
   }
-  *paired = ratio.empty() ? -1.0 : bench_median(ratio);
+  if (paired) *paired = ratio.empty() ? -1.0 : bench_median(ratio);
   return best;
 }
 
