@@ -79,6 +79,9 @@ row_out bench_matvec(thread_pool& pool, tensor_type t, const bench_matrix& m, co
   const uint64_t bytes = tensor_row_bytes(t, m.k) * static_cast<uint64_t>(m.rows);
   double best = 1e30, spent = 0;
   std::vector<float> x_lanes;  // one column: never packed
+  // As in the forward pass (forward.cpp), idle workers poll between the calls of a sweep instead of sleeping after
+  // a few microseconds: a futex wake-up per call costs tens of microseconds on a VM, as much as a 768x768 matvec.
+  thread_pool::busy_scope busy(pool);
   for (int sweep = 0; sweep < 5 && (sweep == 0 || spent < 0.3); ++sweep) {
     const double t0 = bench_now_s();
     for (int64_t c = 0; c < copies; ++c)
@@ -179,7 +182,11 @@ status bench_kernels(const bench_kernels_options& opts, FILE* out) {
           std::vector<float> x_lanes;
           double paired = -1;
           const double best = bench_paired_runs(
-              [&] { run_matmul(all, t, w.data(), rows, m.k, x.data(), b, y.data(), x_lanes); }, fma_probe,
+              [&] {
+                thread_pool::busy_scope busy(all);  // packing, then the rows: no sleep between them (as bench_matvec)
+                run_matmul(all, t, w.data(), rows, m.k, x.data(), b, y.data(), x_lanes);
+              },
+              fma_probe,
               flops * 1e-9, 0.5, &paired);
           row_out r;
           r.op = "matmul b" + std::to_string(b);
