@@ -73,23 +73,19 @@ void print_row(const row_out& r, FILE* out) {
 }
 
 // Matvec over copies of the matrix laid end to end (at least stream_bytes in all), so every call streams its
-// weights from memory as a real forward pass does; best sweep of up to 5 (at least 0.3 s in all).
+// weights from memory as a real forward pass does; best sweep as bench_paired_runs times it (2 to 5, 0.3 s).
 row_out bench_matvec(thread_pool& pool, tensor_type t, const bench_matrix& m, const uint8_t* w, uint64_t stride,
                      int64_t copies, const float* x, float* y, double bw) {
   const uint64_t bytes = tensor_row_bytes(t, m.k) * static_cast<uint64_t>(m.rows);
-  double best = 1e30, spent = 0;
   std::vector<float> x_lanes;  // one column: never packed
   // As in the forward pass (forward.cpp), idle workers poll between the calls of a sweep instead of sleeping after
   // a few microseconds: a futex wake-up per call costs tens of microseconds on a VM, as much as a 768x768 matvec.
   thread_pool::busy_scope busy(pool);
-  for (int sweep = 0; sweep < 5 && (sweep == 0 || spent < 0.3); ++sweep) {
-    const double t0 = bench_now_s();
+  const double sweep = bench_paired_runs([&] {
     for (int64_t c = 0; c < copies; ++c)
       run_matmul(pool, t, w + static_cast<uint64_t>(c) * stride, m.rows, m.k, x, 1, y, x_lanes);
-    const double dt = bench_now_s() - t0;
-    spent += dt;
-    best = std::min(best, dt / static_cast<double>(copies));
-  }
+  }, nullptr, 0.0, 0.3, nullptr);  // bandwidth bound: no FMA pairing
+  const double best = sweep / static_cast<double>(copies);
   row_out r;
   r.op = "matvec";
   r.threads = pool.n_threads();
