@@ -175,7 +175,7 @@ TEST_P(matmul_simd, raw_random_blocks_with_odd_scales) {
     }
     const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 5);
     expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows, true);
-    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), 5, 0, n_rows, true);  // the register tiles
+    expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), 5, 0, n_rows, true);  // tiles (AVX-512 q4_0: few columns)
     expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), 1, 0, n_rows, true);  // the matvec kernels
   }
 }
@@ -318,6 +318,25 @@ TEST_P(matmul_simd, small_batch_groups_and_chunks_equal_reference) {
       for (int64_t n_cols : {12, 13, 31, 47}) {
         if (k == 2048 && n_cols == 47) continue;  // the lane path's from 32 columns at this K
         for (auto rr : {std::pair<int64_t, int64_t>{0, n_rows}, {3, 40}, {17, 21}}) {
+          expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, rr.first, rr.second);
+        }
+      }
+    }
+  }
+}
+
+// Few-column q4_0 batches on AVX-512 (kernels/cpu/x86/matvec_legacy_avx512.cpp: 2 to 16 columns): every column
+// count (one to four column groups of up to 5 columns), groups of 4 row streams and single rows, row ranges that
+// cut them, K of one block, of a 16-block scale chunk plus one block (544) and of 64 blocks; 17 columns go on to
+// the small-batch path. q8_0 keeps the tiles at these widths. Other variants take their tiles here.
+TEST_P(matmul_simd, few_column_batches_equal_reference) {
+  const int64_t n_rows = 23;  // 5 groups of 4 row streams, 3 single rows
+  for (tensor_type t : {tensor_type::q4_0, tensor_type::q8_0}) {
+    for (int64_t k : {32, 544, 2048}) {
+      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 61 + static_cast<uint32_t>(k));
+      const std::vector<float> x = random_floats(static_cast<size_t>(17 * k), 62 + static_cast<uint32_t>(k));
+      for (int64_t n_cols = 2; n_cols <= 17; ++n_cols) {
+        for (auto rr : {std::pair<int64_t, int64_t>{0, n_rows}, {1, 22}, {9, 10}}) {
           expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, rr.first, rr.second);
         }
       }

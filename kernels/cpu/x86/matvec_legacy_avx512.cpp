@@ -1,5 +1,5 @@
-// AVX-512 matvec (one activation column: decode) for q4_0 and q8_0, bitwise equal to matmul_ref. Batches
-// (n_cols > 1) keep the tiles and lane path of matmul_tile.h.
+// AVX-512 matvec (one activation column: decode) for q4_0 and q8_0, and q4_0 batches of 2 to k_legacy_few_cols
+// columns (decode of a few sequences), bitwise equal to matmul_ref. Other batches take matmul_tile.h.
 #include "kernels/cpu/x86/vec16_avx512.h"  // first: its warning pragmas must precede <immintrin.h>
 
 #include <cstddef>
@@ -18,6 +18,9 @@
 //         low nibble then indexes the table directly (vpermps reads only an index's low 4 bits) and its high
 //         nibble after a shift: 16 weights cost one zero-extension or shift and one permute.
 //   q8_0: (float)q * d, one multiply as the reference.
+// A few columns: each (row, column) keeps its own chain, and each block's dequantized weights serve every column
+// of the pass, so a column costs 2 fmas per block over the 5 uops of dequantizing (the tiles spend about 4 uops
+// per 16 weights per row on it, with a scalar scale conversion per block).
 
 namespace lime::cpu {
 namespace {
@@ -69,14 +72,14 @@ inline void load_scales(const uint8_t* p, int n, float* d) {
 
 struct q4_0_fmt {
   static constexpr size_t bytes = 18;
-  // Block j of a row: elements 0-15 (low nibbles of bytes 0-15), then 16-31 (high nibbles), into lanes 0-15.
-  static void feed(const uint8_t* blk, const float* d, const float* x, __m512& acc) {
+  // Block j of a row: elements 0-15 (low nibbles of bytes 0-15) -> lo, 16-31 (high nibbles) -> hi, lanes 0-15.
+  static void weights(const uint8_t* blk, const float* d, __m512& lo, __m512& hi) {
     const __m512 minus8 = _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f,
                                          5.f, 6.f, 7.f);
     const __m512 table = _mm512_mul_ps(minus8, _mm512_set1_ps(*d));
     const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, table), _mm512_loadu_ps(x), acc);
-    acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table), _mm512_loadu_ps(x + 16), acc);
+    lo = _mm512_permutexvar_ps(q, table);
+    hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
   }
 };
 
@@ -85,20 +88,25 @@ struct q8_0_fmt {
   static __m512 i8(const uint8_t* p) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   }
-  static void feed(const uint8_t* blk, const float* d, const float* x, __m512& acc) {
+  static void weights(const uint8_t* blk, const float* d, __m512& lo, __m512& hi) {
     const __m512 dv = _mm512_set1_ps(*d);
-    acc = _mm512_fmadd_ps(_mm512_mul_ps(i8(blk + 2), dv), _mm512_loadu_ps(x), acc);
-    acc = _mm512_fmadd_ps(_mm512_mul_ps(i8(blk + 18), dv), _mm512_loadu_ps(x + 16), acc);
+    lo = _mm512_mul_ps(i8(blk + 2), dv);
+    hi = _mm512_mul_ps(i8(blk + 18), dv);
   }
 };
 
-// R rows (row r at w + r * rs, rb bytes each) of a matvec over nb blocks: y[r * ys] for r < R. Always inlined
-// pieces (as in the AVX2 twin: a call would keep the accumulators in memory).
-template <class F, int R>
-void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t nb, float* y, int64_t ys) {
-  __m512 acc[R];
+// R rows (row r at w + r * rs, rb bytes each) times C activation columns (column c at x + c * xs) over nb blocks:
+// y[c * ycs + r * ys]. Each block's weights are dequantized once and serve the C columns; every (row, column)
+// keeps its own 16-lane chain (low half, then high half of each block). Always inlined pieces (as in the AVX2
+// twin: a call would keep the accumulators in memory).
+template <class F, int R, int C>
+void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, int64_t nb, float* y, int64_t ys,
+          int64_t ycs) {
+  __m512 acc[R][C];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   alignas(64) float d[R][k_chunk];
   for (int64_t b0 = 0; b0 < nb; b0 += k_chunk) {
     const int n = nb - b0 < k_chunk ? static_cast<int>(nb - b0) : k_chunk;
@@ -114,21 +122,88 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t nb, fl
     const float* xb = x + b0 * 32;
     for (int j = 0; j < n; ++j) {
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) F::feed(wb + r * rs + j * F::bytes, &d[r][j], xb + 32 * j, acc[r]);
+      for (int r = 0; r < R; ++r) {
+        __m512 lo, hi;
+        F::weights(wb + r * rs + j * F::bytes, &d[r][j], lo, hi);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) {
+          const float* xc = xb + c * xs + 32 * j;
+          acc[r][c] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xc), acc[r][c]);
+          acc[r][c] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xc + 16), acc[r][c]);
+        }
+      }
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) y[r * ys] = vec16_avx512::fold(acc[r]);
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) y[c * ycs + r * ys] = vec16_avx512::fold(acc[r][c]);
+}
+
+// One activation column, in run_matvec's row-kernel shape.
+template <class F, int R>
+void rows_1(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t nb, float* y, int64_t ys) {
+  rows<F, R, 1>(w, rs, rb, x, 0, nb, y, ys, 0);
 }
 
 constexpr int k_rows = 4;
+// Columns one pass over a row group serves at most. Measured against 4 and 6 (in process, q4_0 2048x768 and
+// 768x2048, 2-16 columns): 6 (24 accumulators) ran no faster than the tiles, 4 lost at 5 columns.
+constexpr int k_group_cols = 5;
+constexpr int k_max_groups = static_cast<int>((k_legacy_few_cols + k_group_cols - 1) / k_group_cols);
+
+using cols_fn = void (*)(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, int64_t nb, float* y,
+                         int64_t ys, int64_t ycs);
+
+// rows<F, R, C> for a run-time C in [1, k_group_cols].
+template <class F, int R>
+cols_fn rows_for_cols(int c) {
+  static constexpr cols_fn fns[k_group_cols] = {rows<F, R, 1>, rows<F, R, 2>, rows<F, R, 3>, rows<F, R, 4>,
+                                                rows<F, R, 5>};
+  return fns[c - 1];
+}
+
+// A batch of 2 to k_legacy_few_cols columns: rows by for_row_streams as the matvec; each row group's weights are
+// dequantized once per column group (columns split evenly into groups of at most k_group_cols; the later groups
+// find the row group's bytes in L1). Which columns share a pass changes no bit.
+template <class F>
+kstatus run_cols(const matmul_args& a) {
+  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
+  if (a.n_cols < 2 || a.n_cols > k_legacy_few_cols) return kstatus::unsupported_type;
+  if (a.n_rows < 0 || a.k < 0 || a.k % 32 != 0) return kstatus::bad_shape;
+  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  const int n = static_cast<int>(a.n_cols);
+  const int n_groups = (n + k_group_cols - 1) / k_group_cols;
+  int first[k_max_groups], width[k_max_groups];  // each group's first column and column count
+  for (int g = 0, c = 0; g < n_groups; ++g) {
+    first[g] = c;
+    width[g] = (n - c) / (n_groups - g);
+    c += width[g];
+  }
+  const int64_t nb = a.k / 32;
+  const size_t rb = static_cast<size_t>(nb) * F::bytes;
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  auto pass = [&](int64_t r, int64_t q, size_t rs, bool group) {
+    for (int g = 0; g < n_groups; ++g) {
+      const int64_t c0 = first[g];
+      const cols_fn fn = group ? rows_for_cols<F, k_rows>(width[g]) : rows_for_cols<F, 1>(width[g]);
+      fn(w + r * rb, rs, rb, a.x + c0 * a.k, a.k, nb, a.y + c0 * a.n_rows + r, q, a.n_rows);
+    }
+  };
+  for_row_streams(
+      a.row_begin, a.row_end, k_rows, [&](int64_t r, int64_t q) { pass(r, q, static_cast<size_t>(q) * rb, true); },
+      [&](int64_t r) { pass(r, 1, rb, false); });
+  return kstatus::ok;
+}
 
 }  // namespace
 
 kstatus matvec_legacy_avx512(const matmul_args& a) {
+  // q8_0 batches stay with the tiles: its conversion is the same work there (measured 0.8-1.1x here).
+  if (a.n_cols != 1) return a.w_type == tensor_type::q4_0 ? run_cols<q4_0_fmt>(a) : kstatus::unsupported_type;
   switch (a.w_type) {
-    case tensor_type::q4_0: return run_matvec(a, 32, q4_0_fmt::bytes, k_rows, rows<q4_0_fmt, k_rows>, rows<q4_0_fmt, 1>);
-    case tensor_type::q8_0: return run_matvec(a, 32, q8_0_fmt::bytes, k_rows, rows<q8_0_fmt, k_rows>, rows<q8_0_fmt, 1>);
+    case tensor_type::q4_0: return run_matvec(a, 32, q4_0_fmt::bytes, k_rows, rows_1<q4_0_fmt, k_rows>, rows_1<q4_0_fmt, 1>);
+    case tensor_type::q8_0: return run_matvec(a, 32, q8_0_fmt::bytes, k_rows, rows_1<q8_0_fmt, k_rows>, rows_1<q8_0_fmt, 1>);
     default: return kstatus::unsupported_type;
   }
 }
