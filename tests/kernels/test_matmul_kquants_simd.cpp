@@ -227,6 +227,25 @@ TEST_P(kquant_simd, small_batch_groups_and_chunks_equal_reference) {
   }
 }
 
+// Few-column q4_k batches on AVX-512 (kernels/cpu/x86/matvec_kquant_avx512.cpp: 2 to 11 columns): every column
+// count (one to three column groups of up to 4), groups of 4 row streams and single rows, row ranges that cut
+// them, K of one super-block, of a 4-block scale chunk plus one (1280) and of 2048; 12 columns go on to the
+// small-batch path. The other types and variants take their tiles here.
+TEST_P(kquant_simd, few_column_batches_equal_reference) {
+  const int64_t n_rows = 23;  // 5 groups of 4 row streams, 3 single rows
+  for (int64_t k : {256, 1280, 2048}) {
+    const std::vector<uint8_t> w = random_rows(type(), n_rows, k, 81 + static_cast<uint32_t>(k));
+    for (int64_t n_cols = 2; n_cols <= 12; ++n_cols) {
+      const std::vector<float> x = random_floats(n_cols * k, 83 + static_cast<uint32_t>(k + n_cols), -2.f, 2.f);
+      const matmul_args base = make_args(type(), w.data(), n_rows, k, x.data(), n_cols, nullptr);
+      const int64_t ranges[][2] = {{0, n_rows}, {1, 22}, {9, 10}};
+      for (const auto& rg : ranges) {
+        expect_same(var(), base, rg[0], rg[1], "few columns k=" + std::to_string(k) + " n_cols=" + std::to_string(n_cols));
+      }
+    }
+  }
+}
+
 TEST_P(kquant_simd, extreme_blocks_equal_reference) {
   const int64_t n_rows = 13;
   for (int64_t k : {256, 512, 2048}) {

@@ -329,6 +329,7 @@ TEST_P(matmul_simd, small_batch_groups_and_chunks_equal_reference) {
 // count (one to four column groups of up to 5 columns), groups of 4 row streams and single rows, row ranges that
 // cut them, K of one block, of a 16-block scale chunk plus one block (544) and of 64 blocks; 17 columns go on to
 // the small-batch path. q8_0 keeps the tiles at these widths. Other variants take their tiles here.
+// (q4_k: kquant_simd.few_column_batches_equal_reference.)
 TEST_P(matmul_simd, few_column_batches_equal_reference) {
   const int64_t n_rows = 23;  // 5 groups of 4 row streams, 3 single rows
   for (tensor_type t : {tensor_type::q4_0, tensor_type::q8_0}) {

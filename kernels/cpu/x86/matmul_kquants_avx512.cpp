@@ -23,7 +23,8 @@
 // rounding of the same exact difference; IEEE gives an exact zero the same sign either way). The dot-product
 // loop then looks 16 weights up with one vpermps (q4_k) / vpermt2ps (q5_k) on the staged bytes and does one
 // fma per weight. q6_k has 64 values per sub-block, so its weights are computed: (d * sc) * (float)(q - 32),
-// two multiplies as in the reference. Each weight vector is reused across C columns. Batches from
+// two multiplies as in the reference. Each weight vector is reused across C columns. q4_k batches of up to
+// k_kquant_few_cols columns go to its matvec kernel instead (matvec_kquant_avx512.cpp). Batches from
 // small::k_min_cols columns stage these weights as fp32 instead (matmul_small.h); wider ones take the lane path.
 
 namespace lime::cpu {
@@ -313,7 +314,7 @@ kstatus run(const matmul_args& a) {
 }  // namespace
 
 kstatus matmul_kquant_avx512(const matmul_args& a) {
-  if (a.n_cols == 1 && a.w_type == tensor_type::q4_k) return matvec_kquant_avx512(a);
+  if (a.w_type == tensor_type::q4_k && a.n_cols >= 1 && a.n_cols <= k_kquant_few_cols) return matvec_kquant_avx512(a);
   switch (a.w_type) {
     case tensor_type::q4_k: return run<kq::q4>(a);
     case tensor_type::q5_k: return run<kq::q5>(a);

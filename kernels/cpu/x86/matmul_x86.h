@@ -11,7 +11,11 @@ namespace lime::cpu {
 // K-quants: q4_k, q5_k, q6_k (kernels/cpu/x86/matmul_kquants_avx2.cpp / _avx512.cpp).
 kstatus matmul_kquant_avx2(const matmul_args& a);
 kstatus matmul_kquant_avx512(const matmul_args& a);
-// One column (decode) of q4_k (kernels/cpu/x86/matvec_kquant_avx512.cpp); unsupported_type otherwise.
+// q4_k batches up to this many columns (decode of a few sequences) take matvec_kquant_avx512 (measured 1.1-1.6x
+// over the tiles at 2-11 columns; from 12 the small-batch path is as fast).
+constexpr int64_t k_kquant_few_cols = 11;
+// One column (decode) of q4_k, or 2 to k_kquant_few_cols columns with each weight dequantized once for all of them
+// (kernels/cpu/x86/matvec_kquant_avx512.cpp); unsupported_type otherwise.
 kstatus matvec_kquant_avx512(const matmul_args& a);
 
 // Float weights: f32, f16, bf16 (defined in kernels/cpu/x86/matmul_avx2.cpp / matmul_avx512.cpp).

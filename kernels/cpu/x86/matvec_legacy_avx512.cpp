@@ -150,57 +150,24 @@ constexpr int k_rows = 4;
 // Columns one pass over a row group serves at most. Measured against 4 and 6 (in process, q4_0 2048x768 and
 // 768x2048, 2-16 columns): 6 (24 accumulators) ran no faster than the tiles, 4 lost at 5 columns.
 constexpr int k_group_cols = 5;
-constexpr int k_max_groups = static_cast<int>((k_legacy_few_cols + k_group_cols - 1) / k_group_cols);
-
-using cols_fn = void (*)(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, int64_t nb, float* y,
-                         int64_t ys, int64_t ycs);
 
 // rows<F, R, C> for a run-time C in [1, k_group_cols].
 template <class F, int R>
-cols_fn rows_for_cols(int c) {
-  static constexpr cols_fn fns[k_group_cols] = {rows<F, R, 1>, rows<F, R, 2>, rows<F, R, 3>, rows<F, R, 4>,
-                                                rows<F, R, 5>};
+cols_rows_fn rows_for_cols(int c) {
+  static constexpr cols_rows_fn fns[k_group_cols] = {rows<F, R, 1>, rows<F, R, 2>, rows<F, R, 3>, rows<F, R, 4>,
+                                                     rows<F, R, 5>};
   return fns[c - 1];
-}
-
-// A batch of 2 to k_legacy_few_cols columns: rows by for_row_streams as the matvec; each row group's weights are
-// dequantized once per column group (columns split evenly into groups of at most k_group_cols; the later groups
-// find the row group's bytes in L1). Which columns share a pass changes no bit.
-template <class F>
-kstatus run_cols(const matmul_args& a) {
-  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
-  if (a.n_cols < 2 || a.n_cols > k_legacy_few_cols) return kstatus::unsupported_type;
-  if (a.n_rows < 0 || a.k < 0 || a.k % 32 != 0) return kstatus::bad_shape;
-  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
-  const int n = static_cast<int>(a.n_cols);
-  const int n_groups = (n + k_group_cols - 1) / k_group_cols;
-  int first[k_max_groups], width[k_max_groups];  // each group's first column and column count
-  for (int g = 0, c = 0; g < n_groups; ++g) {
-    first[g] = c;
-    width[g] = (n - c) / (n_groups - g);
-    c += width[g];
-  }
-  const int64_t nb = a.k / 32;
-  const size_t rb = static_cast<size_t>(nb) * F::bytes;
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  auto pass = [&](int64_t r, int64_t q, size_t rs, bool group) {
-    for (int g = 0; g < n_groups; ++g) {
-      const int64_t c0 = first[g];
-      const cols_fn fn = group ? rows_for_cols<F, k_rows>(width[g]) : rows_for_cols<F, 1>(width[g]);
-      fn(w + r * rb, rs, rb, a.x + c0 * a.k, a.k, nb, a.y + c0 * a.n_rows + r, q, a.n_rows);
-    }
-  };
-  for_row_streams(
-      a.row_begin, a.row_end, k_rows, [&](int64_t r, int64_t q) { pass(r, q, static_cast<size_t>(q) * rb, true); },
-      [&](int64_t r) { pass(r, 1, rb, false); });
-  return kstatus::ok;
 }
 
 }  // namespace
 
 kstatus matvec_legacy_avx512(const matmul_args& a) {
-  // q8_0 batches stay with the tiles: its conversion is the same work there (measured 0.8-1.1x here).
-  if (a.n_cols != 1) return a.w_type == tensor_type::q4_0 ? run_cols<q4_0_fmt>(a) : kstatus::unsupported_type;
+  if (a.n_cols != 1) {
+    // q8_0 batches stay with the tiles: its conversion is the same work there (measured 0.8-1.1x here).
+    if (a.w_type != tensor_type::q4_0) return kstatus::unsupported_type;
+    return run_few_cols(a, 32, q4_0_fmt::bytes, k_rows, k_legacy_few_cols, k_group_cols, rows_for_cols<q4_0_fmt, k_rows>,
+                        rows_for_cols<q4_0_fmt, 1>);
+  }
   switch (a.w_type) {
     case tensor_type::q4_0: return run_matvec(a, 32, q4_0_fmt::bytes, k_rows, rows_1<q4_0_fmt, k_rows>, rows_1<q4_0_fmt, 1>);
     case tensor_type::q8_0: return run_matvec(a, 32, q8_0_fmt::bytes, k_rows, rows_1<q8_0_fmt, k_rows>, rows_1<q8_0_fmt, 1>);

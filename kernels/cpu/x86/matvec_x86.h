@@ -1,6 +1,6 @@
 // What the x86 matvecs share (matvec_legacy_avx2.cpp / _avx512.cpp, matvec_kquant_avx512.cpp, and the staged
 // K-quant matvec of matmul_kquants_avx2.cpp / _avx512.cpp): the row-stream order, argument checks and the walk over
-// row groups. Plain code, in an unnamed namespace: each ISA file keeps its own copy.
+// row groups, for one column or a few. Plain code, in an unnamed namespace: each ISA file keeps its own copy.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +46,47 @@ inline kstatus run_matvec(const matmul_args& a, int64_t block_elems, size_t bloc
       a.row_begin, a.row_end, group,
       [&](int64_t r, int64_t q) { group_rows(w + r * rb, static_cast<size_t>(q) * rb, rb, a.x, nb, a.y + r, q); },
       [&](int64_t r) { one_row(w + r * rb, rb, rb, a.x, nb, a.y + r, 1); });
+  return kstatus::ok;
+}
+
+// A row kernel over a few activation columns: R rows as matvec_rows_fn times columns x + j * x_stride (j < C),
+// -> y[j * y_col_stride + r * y_stride].
+using cols_rows_fn = void (*)(const uint8_t* w, size_t row_stride, size_t row_bytes, const float* x, int64_t x_stride,
+                              int64_t n_blocks, float* y, int64_t y_stride, int64_t y_col_stride);
+
+// a, a batch of 2 to max_cols columns (unsupported_type otherwise) over blocks of block_elems elements and
+// block_bytes bytes: rows by for_row_streams; the columns split evenly into groups of at most group_cols, every group
+// run on a row group before the next row group (the later groups find its bytes in L1). group_fn(c) / one_fn(c):
+// the kernel for c columns of `group` rows / of one row. Which columns share a pass changes no bit.
+template <class GroupFn, class OneFn>
+kstatus run_few_cols(const matmul_args& a, int64_t block_elems, size_t block_bytes, int group, int64_t max_cols,
+                     int group_cols, GroupFn group_fn, OneFn one_fn) {
+  constexpr int k_most_groups = 8;
+  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
+  if (a.n_cols < 2 || a.n_cols > max_cols || (a.n_cols + group_cols - 1) / group_cols > k_most_groups)
+    return kstatus::unsupported_type;
+  if (a.n_rows < 0 || a.k < 0 || a.k % block_elems != 0) return kstatus::bad_shape;
+  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  const int n = static_cast<int>(a.n_cols);
+  const int n_groups = (n + group_cols - 1) / group_cols;
+  int first[k_most_groups], width[k_most_groups];  // each group's first column and column count
+  for (int g = 0, c = 0; g < n_groups; ++g) {
+    first[g] = c;
+    width[g] = (n - c) / (n_groups - g);
+    c += width[g];
+  }
+  const int64_t nb = a.k / block_elems;
+  const size_t rb = static_cast<size_t>(nb) * block_bytes;
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  auto pass = [&](int64_t r, int64_t q, size_t rs, bool grouped) {
+    for (int g = 0; g < n_groups; ++g) {
+      const cols_rows_fn fn = grouped ? group_fn(width[g]) : one_fn(width[g]);
+      fn(w + r * rb, rs, rb, a.x + first[g] * a.k, a.k, nb, a.y + first[g] * a.n_rows + r, q, a.n_rows);
+    }
+  };
+  for_row_streams(
+      a.row_begin, a.row_end, group, [&](int64_t r, int64_t q) { pass(r, q, static_cast<size_t>(q) * rb, true); },
+      [&](int64_t r) { pass(r, 1, rb, false); });
   return kstatus::ok;
 }
 
