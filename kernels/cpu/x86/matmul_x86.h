@@ -11,7 +11,7 @@ namespace lime::cpu {
 // K-quants: q4_k, q5_k, q6_k (kernels/cpu/x86/matmul_kquants_avx2.cpp / _avx512.cpp).
 kstatus matmul_kquant_avx2(const matmul_args& a);
 kstatus matmul_kquant_avx512(const matmul_args& a);
-// q4_k batches up to this many columns (decode of a few sequences) take matvec_kquant_avx512 (measured 1.1-1.6x
+// q4_k batches up to this many columns (decode of a few sequences) take matvec_kquant_avx512 (measured 1.0-1.7x
 // over the tiles at 2-11 columns; from 12 the small-batch path is as fast).
 constexpr int64_t k_kquant_few_cols = 11;
 // One column (decode) of q4_k, or 2 to k_kquant_few_cols columns with each weight dequantized once for all of them
@@ -28,7 +28,7 @@ kstatus matmul_legacy_avx2(const matmul_args& a);
 // One column (decode) of q4_0 / q8_0 (kernels/cpu/x86/matvec_legacy_avx2.cpp); unsupported_type otherwise.
 kstatus matvec_legacy_avx2(const matmul_args& a);
 kstatus matmul_legacy_avx512(const matmul_args& a);
-// q4_0 batches up to this many columns (decode of a few sequences) take matvec_legacy_avx512 (measured 1.05-1.56x
+// q4_0 batches up to this many columns (decode of a few sequences) take matvec_legacy_avx512 (measured 1.04-1.62x
 // over the tiles and the small-batch path at 2-16 columns; beyond, the lane path takes over from 32).
 constexpr int64_t k_legacy_few_cols = 16;
 // One column (decode) of q4_0 / q8_0, or 2 to k_legacy_few_cols columns of q4_0 with each weight dequantized once
