@@ -17,6 +17,8 @@
 
 namespace lime {
 
+class model;
+
 // --- roofline (bench_roofline.cpp)
 
 double bench_now_s();  // a steady clock in seconds, for the benchmarks' timings
@@ -136,6 +138,7 @@ struct bench_generate_options {
   uint64_t seed = 1;                 // prompt token ids are drawn from it
   uint64_t bw_buffer_bytes = 1ull << 30;
   backend_options backend;           // cpu (default) or cuda (runtime/backend.h)
+  std::vector<int32_t> n_seqs;       // batched decode: sequences decoded together (CPU; empty: none)
 };
 // Prints llama-bench's markdown table (model | size | params | backend | threads | test | t/s) with the median of
 // `reps` runs ± the standard deviation, each run on a fresh KV cache; then (CPU) each pp figure as a % of the
@@ -143,5 +146,10 @@ struct bench_generate_options {
 // generated token and the tg figure as a % of the bandwidth roofline (with cuda the device and its weight plan instead).
 // Errors: those of model::load and session.
 status bench_generate(const bench_generate_options& o, FILE* out);
+
+// Batched decode (bench_generate_batched.cpp): n_seqs sequences, each from its own token drawn with seed, decoded
+// together for n_gen forward passes of one token per sequence (greedy), on a fresh KV cache and an n_threads pool;
+// the aggregate tokens/s (n_seqs x n_gen over the whole loop). Errors: invalid_argument, the forward pass's.
+result<double> bench_batched_decode(const model& m, int n_threads, int32_t n_seqs, int32_t n_gen, uint64_t seed);
 
 }  // namespace lime

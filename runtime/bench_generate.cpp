@@ -1,5 +1,6 @@
 // lime-bench generate: prompt processing (ppN) and generation (tgN) throughput of a model through session, printed
-// as llama-bench's markdown table so the two can be read side by side, plus the tg bandwidth roofline.
+// as llama-bench's markdown table so the two can be read side by side, plus the tg bandwidth roofline; with --seqs,
+// batched decode rows (tgN xB, bench_generate_batched.cpp).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -147,6 +148,18 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     }
     results.push_back(r);
   }
+  // Batched decode (CPU): the same number of forward passes, each carrying one token of every sequence.
+  const size_t n_single = results.size();
+  if (!on_cuda && o.n_gen > 0) {
+    for (int32_t b : o.n_seqs) {
+      test_result r{"tg" + std::to_string(o.n_gen) + " x" + std::to_string(b), {}, {}};
+      for (int32_t rep = 0; rep < o.reps; ++rep) {
+        LIME_TRY(double ts, bench_batched_decode(m, s->n_threads(), b, o.n_gen, o.seed + 200 + static_cast<uint64_t>(rep)));
+        r.ts.push_back(ts);
+      }
+      results.push_back(r);
+    }
+  }
 
   const uint64_t n_params = count_params(m.file());
   uint64_t size = 0;
@@ -198,11 +211,18 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     const weight_view& e = m.tok_embd();
     const uint64_t per_token = m.weight_bytes() - (m.tied_embeddings() ? 0 : e.n_bytes) + e.n_bytes / static_cast<uint64_t>(e.n_rows);
     const double roof_ts = roof.bw_all * 1e9 / static_cast<double>(per_token);
-    const double tg = bench_median(results.back().ts);
+    const test_result& single = results[n_single - 1];
+    const double tg = bench_median(single.ts);
     std::fprintf(out, "\ntg: %.2f MiB of weights read per token; read bandwidth %.1f GB/s (%d threads) -> roofline %.2f t/s; "
                  "measured %.2f t/s = %.1f%% of roofline%s\n",
                  static_cast<double>(per_token) / (1024.0 * 1024.0), roof.bw_all, roof.n_threads, roof_ts, tg, 100.0 * tg / roof_ts,
-                 paired_line(results.back(), static_cast<double>(per_token) * 1e-9, "GB/s").c_str());
+                 paired_line(single, static_cast<double>(per_token) * 1e-9, "GB/s").c_str());
+    for (size_t i = n_single; i < results.size(); ++i) {
+      const double ts = bench_median(results[i].ts);
+      const int32_t b = o.n_seqs[i - n_single];
+      std::fprintf(out, "%s: %d sequences decoded together: %.2f t/s in all, %.2f t/s each; in all %.2fx the tg row\n",
+                   results[i].name.c_str(), b, ts, ts / b, ts / tg);
+    }
   }
   return {};
 }

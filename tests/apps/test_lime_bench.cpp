@@ -1,5 +1,5 @@
-// lime-bench generate as a user runs it on stories260K: the llama-bench-style rows for each test, and the
-// roofline lines with their paired figures (each run over the peak probed around it), which must be plausible
+// lime-bench generate as a user runs it on stories260K: the llama-bench-style rows for each test (batched decode
+// ones with --seqs), and the roofline lines with their paired figures (each run over the peak probed around it), which must be plausible
 // percentages; lime-bench kernels' paired column likewise. Speeds themselves are not asserted (benchmarks print
 // figures, they are not timed tests).
 #include <gtest/gtest.h>
@@ -43,6 +43,25 @@ TEST(lime_bench, generate_prints_table_rows_and_paired_roofline_figures) {
   EXPECT_GT(tg, 0.0) << r.out;
   EXPECT_LT(tg, 1000.0) << r.out;
   EXPECT_NE(r.out.find("(median of 2; probes "), std::string::npos) << r.out;
+}
+
+TEST(lime_bench, generate_seqs_adds_batched_decode_rows) {
+  LIME_REQUIRE_MODELS(models);
+  const test::run_result r = test::run_program({k_bench, "generate", "-m", models + "/stories260K.gguf", "-t", "2",
+                                                "-p", "8", "-n", "4", "-r", "1", "--bw-mib", "16", "--seqs", "2,5",
+                                                "--backend", "cpu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("|       2 |             tg4 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|       2 |          tg4 x2 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|       2 |          tg4 x5 |"), std::string::npos) << r.out;
+  // The summary: aggregate and per-sequence rates, and the aggregate over the single-sequence row (positive).
+  const double x5 = percent_after(r.out, "tg4 x5:", "in all ");
+  EXPECT_GT(x5, 0.0) << r.out;
+  EXPECT_NE(r.out.find("tg4 x5: 5 sequences decoded together: "), std::string::npos) << r.out;
+  // Bad counts are refused before anything runs.
+  const test::run_result bad = test::run_program({k_bench, "generate", "-m", models + "/stories260K.gguf", "--seqs", "0"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--seqs"), std::string::npos) << bad.err;
 }
 
 // The last cell of the table row that starts with `row_start` (trimmed), or "" when there is no such row.
