@@ -148,8 +148,8 @@ struct bench_generate_options {
 status bench_generate(const bench_generate_options& o, FILE* out);
 
 // Batched decode (bench_generate_batched.cpp): n_seqs sequences, each from its own token drawn with seed, decoded
-// together for n_gen forward passes of one token per sequence (greedy), on a fresh KV cache and an n_threads pool;
+// together for n_gen forward passes of one token per sequence (greedy), on a fresh KV cache and the given pool;
 // the aggregate tokens/s (n_seqs x n_gen over the whole loop). Errors: invalid_argument, the forward pass's.
-result<double> bench_batched_decode(const model& m, int n_threads, int32_t n_seqs, int32_t n_gen, uint64_t seed);
+result<double> bench_batched_decode(const model& m, thread_pool& pool, int32_t n_seqs, int32_t n_gen, uint64_t seed);
 
 }  // namespace lime

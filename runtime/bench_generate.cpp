@@ -148,13 +148,14 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     }
     results.push_back(r);
   }
-  // Batched decode (CPU): the same number of forward passes, each carrying one token of every sequence.
+  // Batched decode (CPU): the same number of forward passes, each carrying one token of every sequence, on the
+  // probes' pool (the session's own thread count).
   const size_t n_single = results.size();
   if (!on_cuda && o.n_gen > 0) {
     for (int32_t b : o.n_seqs) {
       test_result r{"tg" + std::to_string(o.n_gen) + " x" + std::to_string(b), {}, {}};
       for (int32_t rep = 0; rep < o.reps; ++rep) {
-        LIME_TRY(double ts, bench_batched_decode(m, s->n_threads(), b, o.n_gen, o.seed + 200 + static_cast<uint64_t>(rep)));
+        LIME_TRY(double ts, bench_batched_decode(m, *probe_pool, b, o.n_gen, o.seed + 200 + static_cast<uint64_t>(rep)));
         r.ts.push_back(ts);
       }
       results.push_back(r);

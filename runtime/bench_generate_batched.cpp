@@ -1,21 +1,18 @@
 // lime-bench generate's batched decode (--seqs): several sequences decoded together, one token of each per
 // forward pass, as a node serving several users runs them; the aggregate tokens/s of each run.
 #include <algorithm>
-#include <chrono>
 
 #include "runtime/bench.h"
 #include "runtime/forward.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
-#include "runtime/thread_pool.h"
 
 namespace lime {
 
-result<double> bench_batched_decode(const model& m, int n_threads, int32_t n_seqs, int32_t n_gen, uint64_t seed) {
+result<double> bench_batched_decode(const model& m, thread_pool& pool, int32_t n_seqs, int32_t n_gen, uint64_t seed) {
   if (n_seqs < 1 || n_gen < 1) return make_error(errc::invalid_argument, "batched decode needs sequences and tokens");
   const model_hparams& hp = m.hparams();
-  thread_pool pool(n_threads);
   kv_cache_config c;
   c.n_layer = hp.n_layer;
   c.row_elems = hp.n_embd_kv();
@@ -31,7 +28,7 @@ result<double> bench_batched_decode(const model& m, int n_threads, int32_t n_seq
   }
   micro_batch batch;
   forward_output out;
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = bench_now_s();
   for (int32_t pos = 0; pos < n_gen; ++pos) {
     batch.clear();
     for (int32_t s = 0; s < n_seqs; ++s) batch.add(next[static_cast<size_t>(s)], pos, s, true);
@@ -42,7 +39,7 @@ result<double> bench_batched_decode(const model& m, int n_threads, int32_t n_seq
       next[static_cast<size_t>(seq)] = static_cast<int32_t>(std::max_element(row, row + hp.n_vocab) - row);
     }
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = bench_now_s() - t0;
   return static_cast<double>(n_seqs) * static_cast<double>(n_gen) / seconds;
 }
 
