@@ -1,139 +1,19 @@
 // SIMD matmul variants (kernels/cpu/isa.h, kernels/cpu/x86/) against matmul_ref: bitwise equality for every
-// float and legacy-quant type over K tails, column counts and row ranges; batch invariance; inf/NaN; raw random
-// blocks (odd scales); argument checks; the dispatcher. The shared SIMD body also runs with a scalar stand-in
-// for the vector traits (tests/kernels/vec16_emu.h) in the AVX2 and AVX-512 tile shapes, on any CPU.
+// float and legacy-quant type over K tails, column counts and row ranges; inf/NaN; raw random blocks (odd scales);
+// packed activations; argument checks; the dispatcher (the batch paths: test_matmul_simd_batches.cpp). The shared
+// SIMD body also runs with a scalar stand-in for the vector traits (tests/kernels/vec16_emu.h) in the AVX2 and
+// AVX-512 tile shapes, on any CPU.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <random>
-#include <string>
 #include <vector>
 
 #include "kernels/cpu/isa.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/quants.h"
 #include "kernels/cpu/x86/matmul_tile.h"
-#include "tests/kernels/vec16_emu.h"
+#include "tests/kernels/matmul_simd_common.h"
 
 namespace lime::cpu {
 namespace {
-
-using kernel_fn = std::function<kstatus(const matmul_args&)>;
-
-struct variant {
-  std::string name;
-  kernel_fn fn;
-};
-
-// rows_for(1) is 4 in avx2: both get covered. The lane tiles: avx2 6 rows x 2 vectors x 1 panel, avx512 12 rows x
-// 1 vector x 2 panels.
-using emu_avx2_shape = test::vec16_emu<3, 2, 2, 2, 2, 3, 4, 6, 2>;
-using emu_avx512_shape = test::vec16_emu<6, 8, 6, 4, 1, 1, 1, 12, 1, 2>;  // the zmm tile shapes of vec16_avx512
-using emu_matvec_shape = test::vec16_emu<1, 4, 4, 4>;
-
-kstatus emu_run(const matmul_args& a, int shape) {
-  kstatus st = shape == 0   ? tile::run_float<emu_avx2_shape>(a)
-               : shape == 1 ? tile::run_float<emu_avx512_shape>(a)
-                            : tile::run_float<emu_matvec_shape>(a);
-  if (st != kstatus::unsupported_type) return st;
-  return shape == 0 ? tile::run_legacy<emu_avx2_shape>(a)
-         : shape == 1 ? tile::run_legacy<emu_avx512_shape>(a)
-                      : tile::run_legacy<emu_matvec_shape>(a);
-}
-
-// A variant by name: a real ISA (empty fn when this CPU or build lacks it) or the emulated body in a tile shape.
-variant find_variant(const std::string& name) {
-  for (isa i : {isa::avx2, isa::avx512, isa::neon}) {
-    if (name != isa_name(i)) continue;
-    if (!isa_available(i)) return {name, nullptr};
-    return {name, [i](const matmul_args& a) { return matmul_with(i, a); }};
-  }
-  const int shape = name == "emu_avx2_shape" ? 0 : name == "emu_avx512_shape" ? 1 : 2;
-  return {name, [shape](const matmul_args& a) { return emu_run(a, shape); }};
-}
-
-class matmul_simd : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    v_ = find_variant(GetParam());
-    if (!v_.fn) GTEST_SKIP() << GetParam() << " is not available on this CPU/build";
-  }
-  variant v_;
-};
-
-const tensor_type k_types[] = {tensor_type::f32,  tensor_type::f16,  tensor_type::bf16, tensor_type::q8_0,
-                               tensor_type::q4_0, tensor_type::q4_1, tensor_type::q5_0, tensor_type::q5_1};
-
-bool is_float(tensor_type t) { return tensor_type_traits(t).block_elems == 1; }
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& f : v) f = dist(rng);
-  return v;
-}
-
-// n_rows rows of K weights of type t, quantized from random floats.
-std::vector<uint8_t> random_weights(tensor_type t, int64_t n_rows, int64_t k, uint32_t seed) {
-  const std::vector<float> wf = random_floats(static_cast<size_t>(n_rows * k), seed, -2.f, 2.f);
-  const size_t rb = tensor_row_bytes(t, k);
-  std::vector<uint8_t> w(rb * static_cast<size_t>(n_rows) + 1);
-  for (int64_t r = 0; r < n_rows; ++r) {
-    EXPECT_EQ(quantize_row(t, &wf[static_cast<size_t>(r * k)], &w[rb * static_cast<size_t>(r)], k), kstatus::ok);
-  }
-  return w;
-}
-
-matmul_args make_args(tensor_type t, const void* w, int64_t n_rows, int64_t k, const float* x, int64_t n_cols,
-                      float* y, int64_t r0, int64_t r1) {
-  matmul_args a;
-  a.w_type = t;
-  a.w = w;
-  a.n_rows = n_rows;
-  a.k = k;
-  a.x = x;
-  a.n_cols = n_cols;
-  a.y = y;
-  a.row_begin = r0;
-  a.row_end = r1;
-  return a;
-}
-
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
-
-// Bitwise equal, except that any two NaNs match (the payload of a NaN from two NaN operands is not part of
-// the canonical order; the reference itself leaves it to the compiler's operand order).
-bool same(float a, float b) { return bits(a) == bits(b) || (std::isnan(a) && std::isnan(b)); }
-
-constexpr float k_sentinel = -12345.5f;
-
-// Runs fn and matmul_ref on the same inputs; expects identical y (sentinels outside the row range included).
-void expect_equal_to_ref(const variant& v, tensor_type t, const uint8_t* w, int64_t n_rows, int64_t k,
-                         const float* x, int64_t n_cols, int64_t r0, int64_t r1, bool nan_equal = false) {
-  // One extra element: an empty y must still be a valid pointer, and nothing may be written past the end.
-  std::vector<float> want(static_cast<size_t>(n_cols * n_rows) + 1, k_sentinel), got = want;
-  ASSERT_EQ(matmul_ref(make_args(t, w, n_rows, k, x, n_cols, want.data(), r0, r1)), kstatus::ok);
-  ASSERT_EQ(v.fn(make_args(t, w, n_rows, k, x, n_cols, got.data(), r0, r1)), kstatus::ok);
-  if (!nan_equal) {
-    ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
-        << v.name << " " << tensor_type_name(t) << " k=" << k << " n_cols=" << n_cols << " rows=[" << r0 << ","
-        << r1 << ")";
-    return;
-  }
-  for (size_t i = 0; i < want.size(); ++i) {
-    ASSERT_TRUE(same(want[i], got[i])) << v.name << " " << tensor_type_name(t) << " k=" << k << " i=" << i
-                                       << " ref=" << want[i] << " got=" << got[i];
-  }
-}
 
 TEST_P(matmul_simd, every_type_shape_and_row_range_equals_reference) {
   const int64_t n_rows = 37;  // crosses one 24-row strip, leaves tile remainders for every tile height
@@ -267,116 +147,6 @@ TEST_P(matmul_simd, signed_zero_sums_keep_their_sign) {
       ASSERT_EQ(v_.fn(make_args(t, w.data(), n_rows, k, x.data(), n_cols, y.data(), 0, n_rows)), kstatus::ok);
       for (float f : y) EXPECT_EQ(bits(f), bits(k >= 16 ? -0.f : 0.f)) << v_.name << " k=" << k;
       expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, 0, n_rows);
-    }
-  }
-}
-
-TEST_P(matmul_simd, rows_are_batch_invariant) {
-  for (tensor_type t : k_types) {
-    // 64 columns: the lane path on AVX2 (K a multiple of 16: 192, 208), the part tiles at K = 200
-    for (int64_t k : is_float(t) ? std::vector<int64_t>{200, 208} : std::vector<int64_t>{192}) {
-      const int64_t n_rows = 30, n_cols = 64;
-      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 21);
-      const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 22);
-      {
-        const variant& v = v_;
-        std::vector<float> full(static_cast<size_t>(n_cols * n_rows));
-        ASSERT_EQ(v.fn(make_args(t, w.data(), n_rows, k, x.data(), n_cols, full.data(), 0, n_rows)), kstatus::ok);
-        for (int64_t batch : {1, 7, 64}) {
-          std::vector<float> part(static_cast<size_t>(n_cols * n_rows));
-          for (int64_t c0 = 0; c0 < n_cols; c0 += batch) {
-            const int64_t nc = n_cols - c0 < batch ? n_cols - c0 : batch;
-            // Rows split too, as threads would: two halves.
-            for (auto rr : {std::pair<int64_t, int64_t>{0, 13}, {13, n_rows}}) {
-              std::vector<float> y(static_cast<size_t>(nc * n_rows));
-              ASSERT_EQ(v.fn(make_args(t, w.data(), n_rows, k, &x[c0 * k], nc, y.data(), rr.first, rr.second)),
-                        kstatus::ok);
-              for (int64_t c = 0; c < nc; ++c) {
-                for (int64_t r = rr.first; r < rr.second; ++r) part[(c0 + c) * n_rows + r] = y[c * n_rows + r];
-              }
-            }
-          }
-          EXPECT_EQ(std::memcmp(full.data(), part.data(), full.size() * sizeof(float)), 0)
-              << v.name << " " << tensor_type_name(t) << " k=" << k << " batch=" << batch;
-        }
-      }
-    }
-  }
-}
-
-// Small quantized batches on AVX-512 and its emulated shape (kernels/cpu/x86/matmul_small.h: 12 columns up to
-// the lane path): full 16-row groups, then a group of fewer 4-row tiles and single rows, row ranges that cut
-// them, K in one staged chunk, in eight (2048) and in a full one plus a short one (288), column groups of 6 and
-// partial ones.
-TEST_P(matmul_simd, small_batch_groups_and_chunks_equal_reference) {
-  const int64_t n_rows = 41;  // 2 groups of 16 rows, 2 tiles of 4, 1 row
-  for (tensor_type t : k_types) {
-    if (is_float(t)) continue;
-    for (int64_t k : {32, 288, 2048}) {
-      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 51 + static_cast<uint32_t>(k));
-      const std::vector<float> x = random_floats(static_cast<size_t>(47 * k), 52 + static_cast<uint32_t>(k));
-      for (int64_t n_cols : {12, 13, 31, 47}) {
-        if (k == 2048 && n_cols == 47) continue;  // the lane path's from 32 columns at this K
-        for (auto rr : {std::pair<int64_t, int64_t>{0, n_rows}, {3, 40}, {17, 21}}) {
-          expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, rr.first, rr.second);
-        }
-      }
-    }
-  }
-}
-
-// Few-column q4_0 batches on AVX-512 (kernels/cpu/x86/matvec_legacy_avx512.cpp: 2 to 16 columns): every column
-// count (one to four column groups of up to 5 columns), groups of 4 row streams and single rows, row ranges that
-// cut them, K of one block, of a 16-block scale chunk plus one block (544) and of 64 blocks; 17 columns go on to
-// the small-batch path. q8_0 keeps the tiles at these widths. Other variants take their tiles here.
-// (q4_k: kquant_simd.few_column_batches_equal_reference.)
-TEST_P(matmul_simd, few_column_batches_equal_reference) {
-  const int64_t n_rows = 23;  // 5 groups of 4 row streams, 3 single rows
-  for (tensor_type t : {tensor_type::q4_0, tensor_type::q8_0}) {
-    for (int64_t k : {32, 544, 2048}) {
-      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 61 + static_cast<uint32_t>(k));
-      const std::vector<float> x = random_floats(static_cast<size_t>(17 * k), 62 + static_cast<uint32_t>(k));
-      for (int64_t n_cols = 2; n_cols <= 17; ++n_cols) {
-        for (auto rr : {std::pair<int64_t, int64_t>{0, n_rows}, {1, 22}, {9, 10}}) {
-          expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, rr.first, rr.second);
-        }
-      }
-    }
-  }
-}
-
-// The lane path of batches (AVX2 and AVX-512, kernels/cpu/x86/matmul_lanes.h): partial 6- and 12-row tiles and
-// 16-column panels, row blocks (48 rows; 192 for large activations) and row ranges that cut them, two column blocks
-// (128 + 8 columns at k = 4096); 47 columns at K = 256 stay on the tiles.
-TEST_P(matmul_simd, lane_path_blocks_and_tails_equal_reference) {
-  const int64_t n_rows = 100;
-  for (tensor_type t : k_types) {
-    std::vector<int64_t> ks = {32, 256};
-    if (is_float(t)) ks.insert(ks.end(), {16, 48});
-    for (int64_t k : ks) {
-      const std::vector<uint8_t> w = random_weights(t, n_rows, k, 31 + static_cast<uint32_t>(k));
-      const std::vector<float> x = random_floats(static_cast<size_t>(80 * k), 32 + static_cast<uint32_t>(k));
-      for (int64_t n_cols : {47, 48, 49, 80}) {
-        for (auto rr : {std::pair<int64_t, int64_t>{0, n_rows}, {5, 97}, {47, 53}}) {
-          expect_equal_to_ref(v_, t, w.data(), n_rows, k, x.data(), n_cols, rr.first, rr.second);
-        }
-      }
-    }
-  }
-  for (tensor_type t : {tensor_type::f32, tensor_type::q4_0}) {
-    const int64_t rows = 13, k = 4096, n_cols = 136;
-    const std::vector<uint8_t> w = random_weights(t, rows, k, 41);
-    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 42);
-    expect_equal_to_ref(v_, t, w.data(), rows, k, x.data(), n_cols, 0, rows);
-  }
-  // Activations over 1 MiB per column block (272 columns at K = 1024) take row blocks of up to 192 rows: 200 rows
-  // are a full block and a cut one, the range [5, 197) cuts both.
-  for (tensor_type t : {tensor_type::f32, tensor_type::q4_0}) {
-    const int64_t rows = 200, k = 1024, n_cols = 272;
-    const std::vector<uint8_t> w = random_weights(t, rows, k, 43);
-    const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 44);
-    for (auto rr : {std::pair<int64_t, int64_t>{0, rows}, {5, 197}}) {
-      expect_equal_to_ref(v_, t, w.data(), rows, k, x.data(), n_cols, rr.first, rr.second);
     }
   }
 }
@@ -596,9 +366,7 @@ TEST(matmul_dispatch, variants_and_fallback) {
 }
 
 INSTANTIATE_TEST_SUITE_P(variants, matmul_simd,
-                         ::testing::Values("avx2", "avx512", "neon", "emu_avx2_shape", "emu_avx512_shape",
-                                           "emu_matvec_shape"),
-                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+                         ::testing::ValuesIn(k_variant_names), variant_test_name);
 
 }  // namespace
 }  // namespace lime::cpu
