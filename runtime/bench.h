@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/cpu_tuning.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/tensor_type.h"
 #include "runtime/backend.h"

@@ -166,7 +166,8 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   uint64_t size = 0;
   for (const gguf_tensor_info& t : m.file().tensors()) size += t.n_bytes;
   const std::string label = model_label(m, n_params);
-  std::fprintf(out, "model: %s\nkernel isa: %s\n\n", m.describe().c_str(), cpu::isa_name(cpu::isa_best()));
+  std::fprintf(out, "model: %s\nkernel isa: %s; staged matvec rows: %s\n\n", m.describe().c_str(),
+               cpu::isa_name(cpu::isa_best()), cpu::row_order_name(cpu::staged_row_order()));
   std::fprintf(out, "| model                          |       size |     params | backend    | threads |            test |                  t/s |\n");
   std::fprintf(out, "| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | -------------------: |\n");
   for (const test_result& r : results) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/cpu_tuning.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quants.h"
@@ -135,6 +136,30 @@ TEST_P(kquant_simd, random_rows_equal_reference) {
       const std::string what = "k=" + std::to_string(k) + " n_cols=" + std::to_string(n_cols);
       const int64_t ranges[][2] = {{0, n_rows}, {1, 10}, {3, 4}, {5, 5}, {6, n_rows}, {0, 3}};
       for (const auto& rg : ranges) expect_same(var(), base, rg[0], rg[1], what);
+    }
+  }
+}
+
+// One-column matmuls in both row orders of kernels/cpu/cpu_tuning.h (the staged matvecs walk row streams or
+// adjacent groups of 4; AVX-512 q4_k has its own matvec, which keeps streams): 4 whole groups and 3 rows more,
+// row ranges that cut the groups or streams, K of one super-block, 3 (a whole chunk short) and 5 (a chunk and one).
+TEST_P(kquant_simd, matvec_row_orders_equal_reference) {
+  struct restore_order {
+    row_order saved = staged_row_order();
+    ~restore_order() { set_staged_row_order(saved); }
+  } restore;
+  const int64_t n_rows = 19;
+  for (int64_t k : {256, 768, 1280}) {
+    const std::vector<uint8_t> w = random_rows(type(), n_rows, k, 91 + static_cast<uint32_t>(k));
+    const std::vector<float> x = random_floats(k, 93 + static_cast<uint32_t>(k), -2.f, 2.f);
+    const matmul_args base = make_args(type(), w.data(), n_rows, k, x.data(), 1, nullptr);
+    for (row_order o : {row_order::streams, row_order::adjacent}) {
+      set_staged_row_order(o);
+      ASSERT_EQ(staged_row_order(), o);
+      const int64_t ranges[][2] = {{0, n_rows}, {1, 18}, {2, 11}, {8, 9}, {4, 4}, {13, n_rows}};
+      for (const auto& rg : ranges) {
+        expect_same(var(), base, rg[0], rg[1], std::string(row_order_name(o)) + " k=" + std::to_string(k));
+      }
     }
   }
 }

@@ -230,8 +230,9 @@ constexpr int k_max_rows = k_mv_rows > k_mm_rows ? k_mv_rows : k_mm_rows;
 constexpr int k_col_block = 64;  // columns sharing one staging of a weight chunk
 
 // Rows r0 + r * step (r < R) x all columns: for each block of up to 64 columns, the whole K chunk by chunk; each
-// chunk of the R rows is staged once and fed to every C-column group of the block. A matvec takes its rows as
-// row streams (step q: for_row_streams in matvec_x86.h), a batch adjacent rows (step 1).
+// chunk of the R rows is staged once and fed to every C-column group of the block. A matvec takes its rows in
+// the CPU's staged_row_order (cpu_tuning.h): row streams (step q, for_row_streams in matvec_x86.h) or adjacent
+// rows (step 1), as a batch always does.
 template <kq T, int R, int C, int NH>
 void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
   constexpr kq TF = T == kq::q6 ? kq::q6 : kq::q4;  // q5_k feeds like q4_k (identical code, one instantiation)
@@ -309,8 +310,9 @@ kstatus run(const matmul_args& a) {
   }
   stage st[k_max_rows];
   if (a.n_cols == 1) {
-    for_row_streams(
-        a.row_begin, a.row_end, k_mv_rows, [&](int64_t r0, int64_t q) { rows<T, k_mv_rows, 1, 2>(a, r0, st, q); },
+    for_rows_in_order(
+        staged_row_order(), a.row_begin, a.row_end, k_mv_rows,
+        [&](int64_t r0, int64_t q) { rows<T, k_mv_rows, 1, 2>(a, r0, st, q); },
         [&](int64_t r1) { rows<T, 1, 1, 2>(a, r1, st); });
     return kstatus::ok;
   }

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/cpu_tuning.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/status.h"
 #include "kernels/tensor_type.h"
@@ -29,6 +30,17 @@ void for_row_streams(int64_t row_begin, int64_t row_end, int group, GroupFn grou
   const int64_t q = (row_end - row_begin) / group;
   for (int64_t g = 0; g < q; ++g) group_fn(row_begin + g, q);
   for (int64_t r = row_begin + group * q; r < row_end; ++r) one_fn(r);
+}
+
+// for_row_streams, or with order adjacent: group_fn(r, 1) for r = row_begin, row_begin + group, ... while a whole
+// group fits, then one_fn(r) for the rest.
+template <class GroupFn, class OneFn>
+void for_rows_in_order(row_order order, int64_t row_begin, int64_t row_end, int group, GroupFn group_fn,
+                       OneFn one_fn) {
+  if (order == row_order::streams) return for_row_streams(row_begin, row_end, group, group_fn, one_fn);
+  int64_t r = row_begin;
+  for (; r + group <= row_end; r += group) group_fn(r, 1);
+  for (; r < row_end; ++r) one_fn(r);
 }
 
 // a, a matvec (one column; unsupported_type for a batch) over blocks of block_elems elements and block_bytes

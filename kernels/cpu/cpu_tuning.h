@@ -1,0 +1,25 @@
+// Speed choices that depend on the CPU model rather than on its instruction set (isa.h picks that). None changes a
+// bit of any result: each picks between schedules that the kernel tests hold bitwise equal to matmul_ref.
+#pragma once
+
+namespace lime::cpu {
+
+// Row order of the staged K-quant matvecs (matmul_kquants_avx2.cpp / _avx512.cpp: one-column q5_k and q6_k, and
+// q4_k on AVX2):
+//   streams:  for_row_streams (matvec_x86.h); each row prefetches its successor in its stream.
+//   adjacent: R adjacent rows a pass; each pass prefetches the next R rows.
+// Measured with the weights streamed from DRAM, same bits:
+//   - on a Sapphire Rapids Xeon, streams (then made the order of every x86 matvec) took Llama-3.2-1B Q4_K_M decode
+//     at 2 threads from 16.0-16.5 to 20.8-21.4 tokens/s;
+//   - on a Zen 5 EPYC (1 thread), streams left stories110M's q6_k output matrix (32000x768) at 9.2-9.9 GB/s
+//     against 21.2-22.4 adjacent, and stories110M Q4_0 decode at 168-175 tokens/s against 249-259 adjacent.
+enum class row_order { streams = 0, adjacent = 1 };
+const char* row_order_name(row_order o);
+
+// The order in use: the last set_staged_row_order, else LIME_STAGED_ROWS (streams or adjacent; other values are
+// ignored), else adjacent on AMD (and Hygon) CPUs and streams on every other.
+row_order staged_row_order();
+// For tests and benchmarks: every later staged matvec takes order o (thread safe; calls under way keep theirs).
+void set_staged_row_order(row_order o);
+
+}  // namespace lime::cpu
