@@ -113,8 +113,9 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
     const uint8_t* wb = w + b0 * F::bytes;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) load_scales<F::bytes>(wb + r * rs, n, d[r]);
-    // Ask for the same chunk of each row's successor in its stream (for_row_streams) while this one computes: the
-    // hardware prefetchers alone lag on these short rows (measured on the AVX2 twin).
+    // Ask for the same chunk of a row further down each row's stream (for_row_streams; its successor, or a later
+    // row when rows are short: prefetch_ahead) while this one computes: the hardware prefetchers alone lag on these
+    // short rows (measured on the AVX2 twin).
     for (int r = 0; r < R; ++r) {
       const char* next = reinterpret_cast<const char*>(wb + r * rs + prefetch_ahead(rb));
       for (size_t o = 0; o < n * F::bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
