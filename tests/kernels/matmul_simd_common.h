@@ -16,10 +16,13 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quants.h"
 #include "kernels/cpu/x86/matmul_tile.h"
+#include "tests/kernels/matmul_args_common.h"
 #include "tests/kernels/vec16_emu.h"
 
 namespace lime::cpu {
 namespace {
+
+using test::make_args;
 
 using kernel_fn = std::function<kstatus(const matmul_args&)>;
 
@@ -91,21 +94,6 @@ inline std::vector<uint8_t> random_weights(tensor_type t, int64_t n_rows, int64_
     EXPECT_EQ(quantize_row(t, &wf[static_cast<size_t>(r * k)], &w[rb * static_cast<size_t>(r)], k), kstatus::ok);
   }
   return w;
-}
-
-inline matmul_args make_args(tensor_type t, const void* w, int64_t n_rows, int64_t k, const float* x, int64_t n_cols,
-                      float* y, int64_t r0, int64_t r1) {
-  matmul_args a;
-  a.w_type = t;
-  a.w = w;
-  a.n_rows = n_rows;
-  a.k = k;
-  a.x = x;
-  a.n_cols = n_cols;
-  a.y = y;
-  a.row_begin = r0;
-  a.row_end = r1;
-  return a;
 }
 
 inline uint32_t bits(float f) {

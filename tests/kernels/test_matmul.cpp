@@ -11,9 +11,12 @@
 #include "kernels/cpu/get_rows.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quants.h"
+#include "tests/kernels/matmul_args_common.h"
 
 namespace lime::cpu {
 namespace {
+
+using test::make_args;
 
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 rng(seed);
@@ -39,21 +42,6 @@ float canonical_dot_test(const float* w, const float* x, int64_t k) {
   for (int i = 0; i < 4; ++i) lane[i] = lane[i] + lane[i + 4];
   for (int i = 0; i < 2; ++i) lane[i] = lane[i] + lane[i + 2];
   return lane[0] + lane[1];
-}
-
-matmul_args make_args(tensor_type t, const void* w, int64_t n_rows, int64_t k, const float* x, int64_t n_cols,
-                      float* y) {
-  matmul_args a;
-  a.w_type = t;
-  a.w = w;
-  a.n_rows = n_rows;
-  a.k = k;
-  a.x = x;
-  a.n_cols = n_cols;
-  a.y = y;
-  a.row_begin = 0;
-  a.row_end = n_rows;
-  return a;
 }
 
 TEST(matmul_ref, f32_close_to_double_and_exactly_canonical) {

@@ -18,6 +18,7 @@
 #include "kernels/cpu/quants.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/tensor_type.h"
+#include "tests/kernels/matmul_args_common.h"
 
 #if defined(LIME_ARCH_X86)
 #include "kernels/cpu/x86/matmul_x86.h"
@@ -25,6 +26,8 @@
 
 namespace lime::cpu {
 namespace {
+
+using test::make_args;
 
 #if defined(LIME_ARCH_X86)
 
@@ -50,21 +53,6 @@ struct param {
 
 std::string param_name(const testing::TestParamInfo<param>& p) {
   return std::string(k_variants[p.param.variant].name) + "_" + tensor_type_name(p.param.type);
-}
-
-matmul_args make_args(tensor_type t, const void* w, int64_t n_rows, int64_t k, const float* x, int64_t n_cols,
-                      float* y) {
-  matmul_args a;
-  a.w_type = t;
-  a.w = w;
-  a.n_rows = n_rows;
-  a.k = k;
-  a.x = x;
-  a.n_cols = n_cols;
-  a.y = y;
-  a.row_begin = 0;
-  a.row_end = n_rows;
-  return a;
 }
 
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {

@@ -13,9 +13,12 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quants.h"
+#include "tests/kernels/matmul_args_common.h"
 
 namespace lime::cpu {
 namespace {
+
+using test::make_args;
 
 constexpr tensor_type k_types[] = {tensor_type::f32,  tensor_type::f16,  tensor_type::bf16, tensor_type::q8_0,
                                    tensor_type::q4_0, tensor_type::q4_1, tensor_type::q5_0, tensor_type::q5_1,
@@ -82,20 +85,6 @@ std::vector<uint8_t> quantized_rows(tensor_type t, int64_t n_rows, int64_t k, ui
   return w;
 }
 
-matmul_args args(tensor_type t, const void* w, int64_t n_rows, int64_t k, const float* x, int64_t n_cols, float* y) {
-  matmul_args a;
-  a.w_type = t;
-  a.w = w;
-  a.n_rows = n_rows;
-  a.k = k;
-  a.x = x;
-  a.n_cols = n_cols;
-  a.y = y;
-  a.row_begin = 0;
-  a.row_end = n_rows;
-  return a;
-}
-
 // Runs both kernels on the same arguments (outputs pre-filled with the same sentinel) and compares every byte.
 void expect_same(matmul_args a, const char* what) {
   const size_t n_out = static_cast<size_t>(a.n_cols * a.n_rows);
@@ -131,8 +120,8 @@ TEST(matmul_neon, every_type_every_batch_size_bitwise_equal_to_ref) {
       const std::vector<uint8_t> quant = quantized_rows(t, n_rows, k, seed + 7);
       for (int64_t n_cols : {1, 7, 16, 64}) {
         const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), seed + 13);
-        expect_same(args(t, raw.data(), n_rows, k, x.data(), n_cols, nullptr), "random blocks");
-        expect_same(args(t, quant.data(), n_rows, k, x.data(), n_cols, nullptr), "quantized rows");
+        expect_same(make_args(t, raw.data(), n_rows, k, x.data(), n_cols, nullptr), "random blocks");
+        expect_same(make_args(t, quant.data(), n_rows, k, x.data(), n_cols, nullptr), "quantized rows");
       }
     }
   }
@@ -145,7 +134,7 @@ TEST(matmul_neon, row_ranges_leave_other_rows_untouched) {
     const std::vector<uint8_t> w = random_rows(t, n_rows, k, 500 + static_cast<uint32_t>(t));
     const std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 600);
     for (auto [b, e] : {std::pair<int64_t, int64_t>{0, 11}, {0, 0}, {3, 4}, {2, 9}, {5, 11}, {10, 11}}) {
-      matmul_args a = args(t, w.data(), n_rows, k, x.data(), n_cols, nullptr);
+      matmul_args a = make_args(t, w.data(), n_rows, k, x.data(), n_cols, nullptr);
       a.row_begin = b;
       a.row_end = e;
       expect_same(a, "row range");  // the sentinel outside [b, e) must survive in both
@@ -161,7 +150,7 @@ TEST(matmul_neon, unaligned_rows_and_odd_strides) {
     std::vector<uint8_t> shifted(w.size() + 2);
     std::memcpy(shifted.data() + 2, w.data(), w.size());
     const std::vector<float> x = random_floats(static_cast<size_t>(3 * k), 901);
-    expect_same(args(t, shifted.data() + 2, 5, k, x.data(), 3, nullptr), "2-byte aligned rows");
+    expect_same(make_args(t, shifted.data() + 2, 5, k, x.data(), 3, nullptr), "2-byte aligned rows");
   }
 }
 
@@ -176,8 +165,8 @@ TEST(matmul_neon, masked_tail_keeps_negative_zero_lanes) {
       ASSERT_EQ(quantize_row(t, wf.data(), w.data(), k), kstatus::ok);
       const std::vector<float> x(static_cast<size_t>(k), 1e-39f);  // products far below 2^-150
       std::vector<float> y_ref(1), y_neon(1);
-      ASSERT_EQ(matmul_ref(args(t, w.data(), 1, k, x.data(), 1, y_ref.data())), kstatus::ok);
-      ASSERT_EQ(matmul_neon(args(t, w.data(), 1, k, x.data(), 1, y_neon.data())), kstatus::ok);
+      ASSERT_EQ(matmul_ref(make_args(t, w.data(), 1, k, x.data(), 1, y_ref.data())), kstatus::ok);
+      ASSERT_EQ(matmul_neon(make_args(t, w.data(), 1, k, x.data(), 1, y_neon.data())), kstatus::ok);
       EXPECT_TRUE(std::signbit(y_ref[0])) << "k=" << k;  // the reference itself keeps -0
       EXPECT_EQ(std::memcmp(y_ref.data(), y_neon.data(), sizeof(float)), 0) << tensor_type_name(t) << " k=" << k;
     }
@@ -208,14 +197,14 @@ TEST(matmul_neon, special_values_match_the_reference) {
     std::vector<float> x = random_floats(static_cast<size_t>(n_cols * k), 78);
     x[5] = 1e-40f;  // subnormal
     x[k + 7] = 3e38f;
-    expect_same(args(t, w.data(), n_rows, k, x.data(), n_cols, nullptr), "special values");
+    expect_same(make_args(t, w.data(), n_rows, k, x.data(), n_cols, nullptr), "special values");
   }
 }
 
 TEST(matmul_neon, checks_arguments_like_the_reference) {
   std::vector<uint8_t> w(tensor_row_bytes(tensor_type::q4_k, 256) * 2);
   std::vector<float> x(512), y(4);
-  matmul_args a = args(tensor_type::q4_k, w.data(), 2, 256, x.data(), 1, y.data());
+  matmul_args a = make_args(tensor_type::q4_k, w.data(), 2, 256, x.data(), 1, y.data());
   matmul_args b = a;
   b.k = 100;  // not whole blocks
   EXPECT_EQ(matmul_neon(b), kstatus::bad_shape);
