@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/cpu_tuning.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/tensor_type.h"
 #include "runtime/backend.h"

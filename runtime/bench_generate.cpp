@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "kernels/cpu/cpu_tuning.h"
 #include "runtime/bench.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "kernels/cpu/cpu_tuning.h"
 #include "runtime/bench.h"
 
 #if defined(__x86_64__)

@@ -43,10 +43,10 @@ constexpr size_t k_min_parallel_tokens = 32;
 // into 48-row calls, which cost stories110M's Q4_0 matmuls 6.5-7.7 % when run on one thread; on 2 threads 4 chunks
 // each made a token's matmuls 2-6 % faster (in process, the two policies interleaved, 4 runs of 3 each, Xeon). On
 // Zen 5, stories110M tg64 at 2 threads (5 alternated runs of 3, medians): 4 chunks each 376 (Q4_0) and 331
-// (Q4_K_M) t/s, 2 chunks 474 and 370, 1 chunk 453 and 298. Batches of 32 columns or more keep 8 per thread and at least 96 rows: the lane path reads each packed
-// activation panel once per block of rows, so a 96-row chunk reads them half as often as a 48-row one (768x768 and
-// 768x2048 x 512 columns on a Xeon: 3-7 % faster). Chunks never repeat work: the batched kernels' packed
-// activations are made once per input (pack_lanes).
+// (Q4_K_M) t/s, 2 chunks 474 and 370, 1 chunk 453 and 298. Batches of 32 columns or more keep 8 per thread and at
+// least 96 rows: the lane path reads each packed activation panel once per block of rows, so a 96-row chunk reads
+// them half as often as a 48-row one (768x768 and 768x2048 x 512 columns on a Xeon: 3-7 % faster). Chunks never
+// repeat work: the batched kernels' packed activations are made once per input (pack_lanes).
 int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols) {
   const bool batch = n_cols >= 32;
   const int64_t per_thread = batch ? 8 : 2;
