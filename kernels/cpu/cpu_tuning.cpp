@@ -1,4 +1,4 @@
-// The CPU-model speed choices of cpu_tuning.h: the vendor check, the LIME_STAGED_ROWS override, the setting.
+// The CPU-model speed choices of cpu_tuning.h: the vendor and family check, the LIME_STAGED_ROWS override, the setting.
 #include "kernels/cpu/cpu_tuning.h"
 
 #include <atomic>
@@ -12,19 +12,22 @@
 namespace lime::cpu {
 namespace {
 
-// cpuid leaf 0's vendor string: AMD's own, or Hygon's (Zen cores).
-bool cpu_is_amd() {
+// The CPU family (cpuid leaf 1: base family, plus the extended family when the base is 15) when cpuid leaf 0's
+// vendor string is AMD's own; 0 on any other CPU. Zen 5 is family 26 (0x1A), Zen 3 and Zen 4 are 25 (0x19).
+int amd_family() {
 #if LIME_ARCH_X86
   unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
   char vendor[13];
   std::memcpy(vendor, &b, 4);
   std::memcpy(vendor + 4, &d, 4);
   std::memcpy(vendor + 8, &c, 4);
   vendor[12] = '\0';
-  return std::strcmp(vendor, "AuthenticAMD") == 0 || std::strcmp(vendor, "HygonGenuine") == 0;
+  if (std::strcmp(vendor, "AuthenticAMD") != 0 || !__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  const int base = static_cast<int>((a >> 8) & 0xf);
+  return base == 0xf ? base + static_cast<int>((a >> 20) & 0xff) : base;
 #else
-  return false;
+  return 0;
 #endif
 }
 
@@ -33,7 +36,8 @@ row_order default_row_order() {
     if (std::strcmp(env, "streams") == 0) return row_order::streams;
     if (std::strcmp(env, "adjacent") == 0) return row_order::adjacent;
   }
-  return cpu_is_amd() ? row_order::adjacent : row_order::streams;
+  constexpr int k_zen5_family = 0x1a;
+  return amd_family() >= k_zen5_family ? row_order::adjacent : row_order::streams;
 }
 
 constexpr int k_unset = -1;

@@ -12,12 +12,15 @@ namespace lime::cpu {
 //   - on a Sapphire Rapids Xeon, streams (then made the order of every x86 matvec) took Llama-3.2-1B Q4_K_M decode
 //     at 2 threads from 16.0-16.5 to 20.8-21.4 tokens/s;
 //   - on a Zen 5 EPYC (1 thread), streams left stories110M's q6_k output matrix (32000x768) at 9.2-9.9 GB/s
-//     against 21.2-22.4 adjacent, and stories110M Q4_0 decode at 168-175 tokens/s against 249-259 adjacent.
+//     against 21.2-22.4 adjacent, and stories110M Q4_0 decode at 168-175 tokens/s against 249-259 adjacent;
+//   - on a Zen 4 EPYC (1 thread, AVX-512), streams ran every q6_k matrix of stories110M and Llama-3.2-1B 1.1-1.6x
+//     faster than adjacent (the 1B output matrix 10.5 against 6.7 GB/s), q5_k about the same, and stories110M
+//     Q4_K_M decode 5-9 % faster (123-124 against 114-118 tokens/s at 1 thread).
 enum class row_order { streams = 0, adjacent = 1 };
 const char* row_order_name(row_order o);
 
 // The order in use: the last set_staged_row_order, else LIME_STAGED_ROWS (streams or adjacent; other values are
-// ignored), else adjacent on AMD (and Hygon) CPUs and streams on every other.
+// ignored), else adjacent on AMD CPUs of family 26 (Zen 5) or later and streams on every other.
 row_order staged_row_order();
 // For tests and benchmarks: every later staged matvec takes order o (thread safe; calls under way keep theirs).
 void set_staged_row_order(row_order o);
