@@ -49,8 +49,8 @@ inline __m512i bytes16(const uint8_t* p) {
 inline void weights64(const uint8_t* blk, const float* dm, int c, __m512* wv) {
   const __m512 iota = _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f,
                                      14.f, 15.f);
-  const __m512 t_lo = _mm512_fmsub_ps(_mm512_set1_ps(dm[2 * c]), iota, _mm512_set1_ps(dm[8 + 2 * c]));
-  const __m512 t_hi = _mm512_fmsub_ps(_mm512_set1_ps(dm[2 * c + 1]), iota, _mm512_set1_ps(dm[9 + 2 * c]));
+  const __m512 t_lo = _mm512_fmsub_ps(bcast_f32(&dm[2 * c]), iota, bcast_f32(&dm[8 + 2 * c]));
+  const __m512 t_hi = _mm512_fmsub_ps(bcast_f32(&dm[2 * c + 1]), iota, bcast_f32(&dm[9 + 2 * c]));
   const __m512i q0 = bytes16(blk + 16 + 32 * c);
   const __m512i q1 = bytes16(blk + 32 + 32 * c);
   wv[0] = _mm512_permutexvar_ps(q0, t_lo);

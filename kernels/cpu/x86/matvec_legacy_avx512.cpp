@@ -89,7 +89,7 @@ struct q8_0_fmt {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   }
   static void weights(const uint8_t* blk, const float* d, __m512& lo, __m512& hi) {
-    const __m512 dv = _mm512_set1_ps(*d);
+    const __m512 dv = bcast_f32(d);
     lo = _mm512_mul_ps(i8(blk + 2), dv);
     hi = _mm512_mul_ps(i8(blk + 18), dv);
   }
