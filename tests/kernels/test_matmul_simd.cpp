@@ -136,8 +136,9 @@ TEST_P(matmul_simd, inf_and_nan_in_float_weights_propagate_like_reference) {
 // lanes alone (padding with fma(0, 0, -0) would make them +0). A sum is -0 only if all 16 lanes are.
 TEST_P(matmul_simd, signed_zero_sums_keep_their_sign) {
   for (tensor_type t : {tensor_type::f32, tensor_type::f16, tensor_type::bf16}) {
-    for (int64_t k : {1, 5, 16, 21, 40, 32}) {
-      const int64_t n_rows = 5, n_cols = k == 32 ? 50 : 2;  // 50: the lane path
+    for (auto [k, n_cols] : {std::pair<int64_t, int64_t>{1, 2}, {5, 1}, {5, 2}, {16, 1}, {16, 2}, {21, 1}, {21, 2},
+                             {40, 1}, {40, 2}, {32, 50}}) {  // 1: the matvecs; 50: the lane path
+      const int64_t n_rows = 5;
       std::vector<float> wf(static_cast<size_t>(n_rows * k), -0x1p-24f);  // exact in f16 (subnormal) and bf16
       const size_t rb = tensor_row_bytes(t, k);
       std::vector<uint8_t> w(rb * n_rows);

@@ -7,7 +7,10 @@
 
 namespace lime::cpu {
 
-kstatus matmul_float_avx512(const matmul_args& a) { return tile::run_float<vec16_avx512>(a); }
+kstatus matmul_float_avx512(const matmul_args& a) {
+  if (a.n_cols == 1) return matvec_float_avx512(a);
+  return tile::run_float<vec16_avx512>(a);
+}
 
 int64_t matmul_lanes_floats_avx512(int64_t k, int64_t n_cols) { return lanes::packed_floats(k, n_cols); }
 
