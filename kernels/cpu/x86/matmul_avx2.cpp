@@ -3,11 +3,15 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/x86/matmul_tile.h"
 #include "kernels/cpu/x86/matmul_x86.h"
+#include "kernels/cpu/x86/matvec_float.h"
 #include "kernels/cpu/x86/vec16_avx2.h"
 
 namespace lime::cpu {
 
-kstatus matmul_float_avx2(const matmul_args& a) { return tile::run_float<vec16_avx2>(a); }
+kstatus matmul_float_avx2(const matmul_args& a) {
+  if (a.n_cols == 1) return float_matvec::matvec<vec16_avx2>(a);  // decode: row streams (matvec_float.h)
+  return tile::run_float<vec16_avx2>(a);
+}
 
 int64_t matmul_lanes_floats_avx2(int64_t k, int64_t n_cols) { return lanes::packed_floats(k, n_cols); }
 

@@ -4,11 +4,12 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/x86/matmul_tile.h"
 #include "kernels/cpu/x86/matmul_x86.h"
+#include "kernels/cpu/x86/matvec_float.h"
 
 namespace lime::cpu {
 
 kstatus matmul_float_avx512(const matmul_args& a) {
-  if (a.n_cols == 1) return matvec_float_avx512(a);
+  if (a.n_cols == 1) return float_matvec::matvec<vec16_avx512>(a);  // decode: row streams (matvec_float.h)
   return tile::run_float<vec16_avx512>(a);
 }
 

@@ -18,12 +18,10 @@ constexpr int64_t k_kquant_few_cols = 11;
 // (kernels/cpu/x86/matvec_kquant_avx512.cpp); unsupported_type otherwise.
 kstatus matvec_kquant_avx512(const matmul_args& a);
 
-// Float weights: f32, f16, bf16 (defined in kernels/cpu/x86/matmul_avx2.cpp / matmul_avx512.cpp).
+// Float weights: f32, f16, bf16 (defined in kernels/cpu/x86/matmul_avx2.cpp / matmul_avx512.cpp; one column takes
+// the row-stream matvec of kernels/cpu/x86/matvec_float.h).
 kstatus matmul_float_avx2(const matmul_args& a);
 kstatus matmul_float_avx512(const matmul_args& a);
-// One column (decode) of f32 / f16 / bf16 in row streams (kernels/cpu/x86/matvec_float_avx512.cpp);
-// unsupported_type otherwise.
-kstatus matvec_float_avx512(const matmul_args& a);
 
 // Legacy 32-element block quants: q8_0, q4_0, q4_1, q5_0, q5_1
 // (kernels/cpu/x86/matmul_legacy_avx2.cpp / _avx512.cpp).
