@@ -48,21 +48,21 @@ struct row_cursor {
   const T* next() {  // the current row, then steps to the next position
     if (ahead_left_ > 0) request_ahead();
     const T* row = get();
-    if (++r_ == block_size_) {
-      r_ = 0;
-      ++b_;
-    }
+    step(b_, r_);
     return row;
+  }
+  void step(int32_t& b, int64_t& r) const {  // position (block b, row r) -> the next one
+    if (++r == block_size_) {
+      r = 0;
+      ++b;
+    }
   }
   void request_ahead() {
     const char* p = reinterpret_cast<const char*>(static_cast<const T*>(blocks_[ahead_b_]) + ahead_r_ * row_elems_ +
                                                   head_off_);
     for (int32_t o = 0; o < row_bytes_; o += 64) __builtin_prefetch(p + o, 0, 3);
     --ahead_left_;
-    if (++ahead_r_ == block_size_) {
-      ahead_r_ = 0;
-      ++ahead_b_;
-    }
+    step(ahead_b_, ahead_r_);
   }
   const void* const* blocks_;
   int64_t row_elems_, head_off_;

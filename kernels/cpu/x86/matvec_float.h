@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/x86/matmul_tile.h"
 #include "kernels/cpu/x86/matmul_x86.h"
 #include "kernels/cpu/x86/matvec_x86.h"
 
@@ -31,23 +32,8 @@ constexpr int64_t k_float_chunk = 256;         // elements between prefetch requ
 constexpr size_t k_float_prefetch_skip = 128;  // bytes
 constexpr int k_float_rows = 4;
 
-template <class V>
-struct f32_fmt {
-  static constexpr size_t bytes = 4;
-  static typename V::f load(const uint8_t* p) { return V::load_f32(p); }
-};
-template <class V>
-struct f16_fmt {
-  static constexpr size_t bytes = 2;
-  static typename V::f load(const uint8_t* p) { return V::load_f16(p); }
-};
-template <class V>
-struct bf16_fmt {
-  static constexpr size_t bytes = 2;
-  static typename V::f load(const uint8_t* p) { return V::load_bf16(p); }
-};
-
-// R rows (row r at w + r * rs) of a matvec over k elements: y[r * ys] for r < R.
+// R rows (row r at w + r * rs) of a matvec over k elements: y[r * ys] for r < R. F: the tiles' float formats
+// (tile::fmt_f32 / fmt_f16 / fmt_bf16), whose half() loads 16 exact fp32 weights.
 template <class V, class F, int R>
 void rows(const uint8_t* w, size_t rs, size_t /*rb*/, const float* x, int64_t k, float* y, int64_t ys) {
   typename V::f acc[R];
@@ -58,13 +44,13 @@ void rows(const uint8_t* w, size_t rs, size_t /*rb*/, const float* x, int64_t k,
     const int64_t k1 = k16 - k0 < k_float_chunk ? k16 : k0 + k_float_chunk;
     for (int r = 0; r < R; ++r) {
       const char* next = reinterpret_cast<const char*>(w + r * rs + k_float_prefetch_skip);
-      for (size_t o = static_cast<size_t>(k0) * F::bytes; o < static_cast<size_t>(k1) * F::bytes; o += 64)
+      for (size_t o = static_cast<size_t>(k0) * F::elem_bytes; o < static_cast<size_t>(k1) * F::elem_bytes; o += 64)
         _mm_prefetch(next + o, _MM_HINT_T0);
     }
     for (int64_t i = k0; i < k1; i += 16) {
       const typename V::f xv = V::load_f32(x + i);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r] = V::fma(F::load(w + r * rs + i * F::bytes), xv, acc[r]);
+      for (int r = 0; r < R; ++r) acc[r] = V::fma(F::half({}, w + r * rs + i * F::elem_bytes, 0), xv, acc[r]);
     }
   }
   if (const int n = static_cast<int>(k - k16); n > 0) {
@@ -74,8 +60,8 @@ void rows(const uint8_t* w, size_t rs, size_t /*rb*/, const float* x, int64_t k,
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       alignas(64) uint8_t wt[64] = {};
-      std::memcpy(wt, w + r * rs + k16 * F::bytes, F::bytes * n);
-      acc[r] = V::fma_first(F::load(wt), xv, acc[r], n);
+      std::memcpy(wt, w + r * rs + k16 * F::elem_bytes, F::elem_bytes * n);
+      acc[r] = V::fma_first(F::half({}, wt, 0), xv, acc[r], n);
     }
   }
 #pragma GCC unroll 8
@@ -84,16 +70,16 @@ void rows(const uint8_t* w, size_t rs, size_t /*rb*/, const float* x, int64_t k,
 
 template <class V, class F>
 kstatus run(const matmul_args& a) {
-  return run_matvec(a, 1, F::bytes, k_float_rows, rows<V, F, k_float_rows>, rows<V, F, 1>);
+  return run_matvec(a, 1, F::elem_bytes, k_float_rows, rows<V, F, k_float_rows>, rows<V, F, 1>);
 }
 
 // One column of f32 / f16 / bf16 weights; unsupported_type otherwise.
 template <class V>
 kstatus matvec(const matmul_args& a) {
   switch (a.w_type) {
-    case tensor_type::f32: return run<V, f32_fmt<V>>(a);
-    case tensor_type::f16: return run<V, f16_fmt<V>>(a);
-    case tensor_type::bf16: return run<V, bf16_fmt<V>>(a);
+    case tensor_type::f32: return run<V, tile::fmt_f32<V>>(a);
+    case tensor_type::f16: return run<V, tile::fmt_f16<V>>(a);
+    case tensor_type::bf16: return run<V, tile::fmt_bf16<V>>(a);
     default: return kstatus::unsupported_type;
   }
 }
