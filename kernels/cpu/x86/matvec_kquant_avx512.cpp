@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/cpu/x86/kquant_scales_x86.h"
 #include "kernels/cpu/x86/matmul_x86.h"
 #include "kernels/cpu/x86/matvec_x86.h"
 
@@ -28,17 +27,22 @@ constexpr int64_t k_qk = 256;      // elements per super-block
 constexpr size_t k_bytes = 144;    // bytes per q4_k super-block
 constexpr int k_chunk_blocks = 4;  // super-blocks whose scales are unpacked together
 
-// The 8 d1 then the 8 m1 of the super-block at blk -> dm[16].
+// The d1 and m1 of the super-block at blk, interleaved: dm[2j] = d * sc[j], dm[2j + 1] = dmin * m[j] (j < 8). The
+// 6-bit fields come out of the header's three scale words (kquant_scales_x86.h's layout) with in-lane dword
+// shuffles, shifts and masks: no cross-lane shuffle but the one zero-extension. Against the scalar unpacking it
+// replaced (k4_scale_words, 4 inserts and a vpermps per super-block), with the prefetch below, one Zen 5 core (in
+// process, same bits, median of 7): 1.09-1.14x from DRAM and in L2, but 0.95-0.97x at 2048x8192.
 inline void unpack_scales(const uint8_t* blk, float* dm) {
-  const k4_scale_words k = unpack_k4_scales(blk + 4);
-  const __m128i sm = _mm_setr_epi32(static_cast<int>(k.sc_lo), static_cast<int>(k.sc_hi), static_cast<int>(k.m_lo),
-                                    static_cast<int>(k.m_hi));
-  uint32_t d_dmin_h;
-  std::memcpy(&d_dmin_h, blk, sizeof d_dmin_h);  // d, dmin (fp16)
-  const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_h)));  // [d, dmin, 0, 0]
-  const __m512i pick = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512 scale = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(d_dmin));
-  _mm512_store_ps(dm, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm))));
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));  // d, dmin (fp16), then w0, w1, w2
+  const __m128i a = _mm_shuffle_epi32(h, _MM_SHUFFLE(3, 2, 3, 1));            // w0, w2, w1, w2
+  const __m128i b = _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 2, 1, 1));            // -, w0, -, w1
+  const __m128i low6 = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+                                     _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i top2 = _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  const __m128i sm = _mm_or_si128(low6, top2);                               // sc[0..7], m[0..7]
+  const __m128i pairs = _mm_unpacklo_epi8(sm, _mm_unpackhi_epi64(sm, sm));   // sc[0], m[0], sc[1], m[1], ...
+  const __m512 scale = _mm512_cvtph_ps(_mm256_broadcastd_epi32(h));  // d, dmin, d, dmin, ...
+  _mm512_store_ps(dm, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(pairs))));
 }
 
 inline __m512i bytes16(const uint8_t* p) {
@@ -49,8 +53,8 @@ inline __m512i bytes16(const uint8_t* p) {
 inline void weights64(const uint8_t* blk, const float* dm, int c, __m512* wv) {
   const __m512 iota = _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f,
                                      14.f, 15.f);
-  const __m512 t_lo = _mm512_fmsub_ps(bcast_f32(&dm[2 * c]), iota, bcast_f32(&dm[8 + 2 * c]));
-  const __m512 t_hi = _mm512_fmsub_ps(bcast_f32(&dm[2 * c + 1]), iota, bcast_f32(&dm[9 + 2 * c]));
+  const __m512 t_lo = _mm512_fmsub_ps(bcast_f32(&dm[4 * c]), iota, bcast_f32(&dm[4 * c + 1]));
+  const __m512 t_hi = _mm512_fmsub_ps(bcast_f32(&dm[4 * c + 2]), iota, bcast_f32(&dm[4 * c + 3]));
   const __m512i q0 = bytes16(blk + 16 + 32 * c);
   const __m512i q1 = bytes16(blk + 32 + 32 * c);
   wv[0] = _mm512_permutexvar_ps(q0, t_lo);
@@ -77,9 +81,10 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
     for (int r = 0; r < R; ++r) {
       for (int i = 0; i < n; ++i) unpack_scales(wb + r * rs + i * k_bytes, dm[r][i]);
     }
-    // The same chunk of each row's successor in its stream (for_row_streams), requested while this one computes.
+    // The same chunk two rows down each row's stream (for_row_streams), requested while this one computes. The
+    // successor row measured alike with the scalar scale unpacking, but 0.6x at 2048x8192 with the vector one.
     for (int r = 0; r < R; ++r) {
-      const char* next = reinterpret_cast<const char*>(wb + r * rs + rb);
+      const char* next = reinterpret_cast<const char*>(wb + r * rs + 2 * rb);
       for (size_t o = 0; o < n * k_bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
     }
     for (int i = 0; i < n; ++i) {
