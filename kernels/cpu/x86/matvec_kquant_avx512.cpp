@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/x86/kquant_scales_x86.h"
 #include "kernels/cpu/x86/matmul_x86.h"
 #include "kernels/cpu/x86/matvec_x86.h"
 
@@ -27,22 +28,15 @@ constexpr int64_t k_qk = 256;      // elements per super-block
 constexpr size_t k_bytes = 144;    // bytes per q4_k super-block
 constexpr int k_chunk_blocks = 4;  // super-blocks whose scales are unpacked together
 
-// The d1 and m1 of the super-block at blk, interleaved: dm[2j] = d * sc[j], dm[2j + 1] = dmin * m[j] (j < 8). The
-// 6-bit fields come out of the header's three scale words (kquant_scales_x86.h's layout) with in-lane dword
-// shuffles, shifts and masks: no cross-lane shuffle but the one zero-extension. Against the scalar unpacking it
-// replaced (k4_scale_words, 4 inserts and a vpermps per super-block), with the prefetch below, one Zen 5 core (in
-// process, same bits, median of 7): 1.09-1.14x from DRAM and in L2, but 0.95-0.97x at 2048x8192.
+// The d1 and m1 of the super-block at blk, interleaved: dm[2j] = d * sc[j], dm[2j + 1] = dmin * m[j] (j < 8), from
+// unpack_k4_scales_xmm. Against the scalar unpacking it replaced (unpack_k4_scales, 4 inserts and a vpermps per
+// super-block), with the prefetch below, one Zen 5 core (in process, same bits, median of 7): 1.09-1.14x from DRAM
+// and in L2, but 0.95-0.97x at 2048x8192.
 inline void unpack_scales(const uint8_t* blk, float* dm) {
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));  // d, dmin (fp16), then w0, w1, w2
-  const __m128i a = _mm_shuffle_epi32(h, _MM_SHUFFLE(3, 2, 3, 1));            // w0, w2, w1, w2
-  const __m128i b = _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 2, 1, 1));            // -, w0, -, w1
-  const __m128i low6 = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
-                                     _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-  const __m128i top2 = _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-  const __m128i sm = _mm_or_si128(low6, top2);                               // sc[0..7], m[0..7]
+  const __m128i sm = unpack_k4_scales_xmm(blk);                              // sc[0..7], m[0..7]
   const __m128i pairs = _mm_unpacklo_epi8(sm, _mm_unpackhi_epi64(sm, sm));   // sc[0], m[0], sc[1], m[1], ...
-  const __m512 scale = _mm512_cvtph_ps(_mm256_broadcastd_epi32(h));  // d, dmin, d, dmin, ...
-  _mm512_store_ps(dm, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(pairs))));
+  const __m512 scale = _mm512_cvtph_ps(_mm256_broadcastd_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
+  _mm512_store_ps(dm, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(pairs))));  // d, dmin, d, ...
 }
 
 inline __m512i bytes16(const uint8_t* p) {
