@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "kernels/cpu/x86/kquant_scales_x86.h"
 #include "kernels/cpu/x86/matmul_x86.h"
