@@ -14,6 +14,18 @@
 
 namespace lime::cpu {
 namespace {
+
+// Bytes [pf, pf_end) requested into L2 ahead of use, `lines` cache lines per step (the tiles of matmul_tile.h and
+// the lane path below spread the next strip's or row block's weights over the calls that compute this one).
+struct prefetch_cursor {
+  const uint8_t* pf = nullptr;
+  const uint8_t* pf_end = nullptr;
+  int64_t lines = 0;
+  void step() {
+    for (int64_t i = 0; i < lines && pf < pf_end; ++i, pf += 64) __builtin_prefetch(pf, 0, 2);
+  }
+};
+
 namespace lanes {
 
 constexpr int k_cols = 16;                    // activation columns per register tile (V::lane_vecs vectors)
@@ -242,6 +254,8 @@ bool run(const matmul_args& a, Rows&& rows) {
   float* park = wp + pl.w_floats();
   const int64_t park_panel = 8 * pl.block_rows * k_cols;
   float* scratch = park + pl.park_floats(NP);
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);  // the weights as stored: rb bytes a row
+  const size_t rb = tensor_row_bytes(a.w_type, a.k);
 
   for (int64_t c0 = 0; c0 < a.n_cols; c0 += pl.block_cols) {
     const int64_t c1 = a.n_cols - c0 < pl.block_cols ? a.n_cols : c0 + pl.block_cols;
@@ -254,6 +268,17 @@ bool run(const matmul_args& a, Rows&& rows) {
     for (int64_t r0 = a.row_begin; r0 < a.row_end; r0 += pl.block_rows) {
       const int64_t n_rows = a.row_end - r0 < pl.block_rows ? a.row_end - r0 : pl.block_rows;
       const int64_t n_tiles = (n_rows + R - 1) / R;
+      // The next row block's weights are requested while this block computes, a few lines before each tile call:
+      // its rows are then packed from L2. f32 rows are packed straight from the weights, which otherwise stalled on
+      // memory (2048x768 x 64 columns, one thread: 146 GFLOP/s from DRAM against 202 from cache).
+      prefetch_cursor pf;
+      const int64_t n_next = a.row_end - (r0 + n_rows) < pl.block_rows ? a.row_end - (r0 + n_rows) : pl.block_rows;
+      if (n_next > 0) {
+        const int64_t calls = 16 * n_tiles * ((n_panels + NP - 1) / NP);
+        pf.pf = w + (r0 + n_rows) * rb;
+        pf.pf_end = pf.pf + n_next * rb;
+        pf.lines = (n_next * static_cast<int64_t>(rb) / 64 + calls - 1) / calls;
+      }
       for (int64_t t = 0; t < n_tiles; ++t) {
         const int64_t nr = n_rows - t * R < R ? n_rows - t * R : R;
         pack_w<V>(pl, rows(r0 + t * R, nr, scratch), nr, wp + t * pl.w_panel);
@@ -263,6 +288,7 @@ bool run(const matmul_args& a, Rows&& rows) {
         const bool full = p + NP <= n_panels;  // else one panel (the only remainder when NP is 2)
         for (int l = 0; l < 16; ++l) {
           for (int64_t t = 0; t < n_tiles; ++t) {
+            pf.step();
             const float* wl = wp + t * pl.w_panel + l * pl.w_lane;
             const float* xl = xpp + l * pl.kq * k_cols;
             float* o = park + ((l % 8) * pl.block_rows + t * R) * k_cols;

@@ -197,16 +197,6 @@ void tile_rc(const uint8_t* w, size_t rb, const float* x, int64_t k, float* y, i
     for (int c = 0; c < C; ++c) y[c * ys + r] = V::fold(acc[r][c]);
 }
 
-// Bytes [*pf, pf_end) requested into L2 ahead of use, `lines` cache lines per call.
-struct prefetch_cursor {
-  const uint8_t* pf = nullptr;
-  const uint8_t* pf_end = nullptr;
-  int64_t lines = 0;
-  void step() {
-    for (int64_t i = 0; i < lines && pf < pf_end; ++i, pf += 64) __builtin_prefetch(pf, 0, 2);
-  }
-};
-
 // ---- The part tile (V::parts > 1: AVX2), for float weights in batches. Lanes l and l + 8 of the canonical 16
 // never mix until the fold, so each (row, col) accumulator can run as V::parts passes of 16 / parts lanes: one
 // ymm per (row, col) instead of two, so a 3 x 4 tile fits the 16 registers (3 weight and 1 activation loads
