@@ -221,9 +221,10 @@ std::vector<uint8_t> extreme_rows(tensor_type t, int64_t n_rows, int64_t k, uint
   return w;
 }
 
-// Batches of 12 columns up to the lane path on AVX-512 stage fp32 weights (kernels/cpu/x86/matmul_small.h):
-// full 16-row groups, then fewer 4-row tiles and single rows, row ranges that cut them, K in one staged chunk
-// and in ten (2560), partial column groups.
+// Batches from small::min_cols_for(type) columns (q6_k 16, q4_k 32, q5_k 12) up to the lane path on AVX-512 stage
+// fp32 weights (kernels/cpu/x86/matmul_small.h), narrower ones take the staged 4x4 tiles: full 16-row groups, then
+// fewer 4-row tiles and single rows, row ranges that cut them, K in one staged chunk and in ten (2560; q4_k takes
+// the lane path there from 32 columns), partial column groups.
 TEST_P(kquant_simd, small_batch_groups_and_chunks_equal_reference) {
   const int64_t n_rows = 41;  // 2 groups of 16 rows, 2 tiles of 4, 1 row
   for (int64_t k : {256, 2560}) {

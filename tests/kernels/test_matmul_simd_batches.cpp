@@ -46,10 +46,10 @@ TEST_P(matmul_simd_batches, rows_are_batch_invariant) {
   }
 }
 
-// Small quantized batches on AVX-512 and its emulated shape (kernels/cpu/x86/matmul_small.h: 12 columns up to
-// the lane path): full 16-row groups, then a group of fewer 4-row tiles and single rows, row ranges that cut
-// them, K in one staged chunk, in eight (2048) and in a full one plus a short one (288), column groups of 6 and
-// partial ones.
+// Small quantized batches on AVX-512 and its emulated shape (kernels/cpu/x86/matmul_small.h: from
+// small::min_cols_for(type) columns, 12 to 24 here, up to the lane path; the tiles below that): full 16-row
+// groups, then a group of fewer 4-row tiles and single rows, row ranges that cut them, K in one staged chunk, in
+// eight (2048) and in a full one plus a short one (288), column groups of 6 and partial ones.
 TEST_P(matmul_simd_batches, small_batch_groups_and_chunks_equal_reference) {
   const int64_t n_rows = 41;  // 2 groups of 16 rows, 2 tiles of 4, 1 row
   for (tensor_type t : k_types) {

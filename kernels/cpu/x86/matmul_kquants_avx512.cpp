@@ -25,7 +25,8 @@
 // fma per weight. q6_k has 64 values per sub-block, so its weights are computed: (d * sc) * (float)(q - 32),
 // two multiplies as in the reference. Each weight vector is reused across C columns. q4_k batches of up to
 // k_kquant_few_cols columns go to its matvec kernel instead (matvec_kquant_avx512.cpp). Batches from
-// small::k_min_cols columns stage these weights as fp32 instead (matmul_small.h); wider ones take the lane path.
+// small::min_cols_for(type) columns stage these weights as fp32 instead (matmul_small.h); wider ones take the lane
+// path.
 
 namespace lime::cpu {
 namespace {

@@ -13,10 +13,25 @@ namespace lime::cpu {
 namespace {
 namespace small {
 
-// Batches from k_min_cols columns: below, staging costs more than the tiles' dequantizing per column group
-// (measured in process, 512 x 768 and 256 x 2048: 0.64-0.94x at 2-4 columns and 0.85-1.13x at 8, 1.0-1.26x at
+// Batches from k_min_cols columns at the least: below, staging costs more than the tiles' dequantizing per column
+// group (measured in process, 512 x 768 and 256 x 2048: 0.64-0.94x at 2-4 columns and 0.85-1.13x at 8, 1.0-1.26x at
 // 12-32, every quantized type).
 constexpr int k_min_cols = 12;
+
+// The narrowest batch of weight type t that takes this path. Once the tiles prefetched their rows (matmul_tile.h),
+// they ran these types faster at the narrower widths: Zen 5, one thread, weights from DRAM, 2048x768 and 768x2048,
+// same bits, tiles (q4_k, q6_k: the staged 4x4 tiles of matmul_kquants_avx512.cpp) against this path at 12 / 16 /
+// 24 columns: q8_0 1.29-1.40 / 1.11-1.30 / 0.91-1.08x; q4_k 1.14-1.19 / 1.04-1.12 / 1.03-1.07x (1.0 at 40);
+// q6_k 1.02-1.15 / 0.97-1.10 / 0.96-0.97x; q4_1 1.09-1.21 / 0.93-1.08 / 0.81-1.03x; q5_0 0.95-1.05 / 0.81-0.96x.
+constexpr int64_t min_cols_for(tensor_type t) {
+  switch (t) {
+    case tensor_type::q8_0: return 24;
+    case tensor_type::q4_k: return 32;
+    case tensor_type::q6_k:
+    case tensor_type::q4_1: return 16;
+    default: return k_min_cols;
+  }
+}
 constexpr int k_max_cols = 48;                    // batches up to this wide (lanes::min_cols(k) <= 48)
 constexpr int k_max_rows = 8;                     // rows per tile (V::rows_for) at most
 constexpr int64_t k_group_rows = 16;              // rows staged together (tiles that share activations in L1)
@@ -167,11 +182,11 @@ void run_rows(const matmul_args& a, const layout& lo, Stage& stage, float* scrat
   if (m1 > 0) row_group<V, 1>(a, lo, r, m1, chunk_elems(m1, a.n_cols), stage, scratch, park);
 }
 
-// All of a when it is a small batch (k_min_cols to k_max_cols columns, K a multiple of 16); false (nothing
+// All of a when it is a small batch (min_cols_for(a.w_type) to k_max_cols columns, K a multiple of 16); false (nothing
 // written) otherwise. stage: as row_group's.
 template <class V, class Stage>
 bool run(const matmul_args& a, const layout& lo, Stage&& stage) {
-  if (a.n_cols < k_min_cols || a.n_cols > k_max_cols || a.k <= 0 || a.k % 16 != 0) return false;
+  if (a.n_cols < min_cols_for(a.w_type) || a.n_cols > k_max_cols || a.k <= 0 || a.k % 16 != 0) return false;
   alignas(64) float scratch[k_stage_bytes / 4];
   alignas(64) float park[k_park_floats];
   constexpr int R = V::rows_for(V::max_cols);  // every batch here fills the widest column group

@@ -296,9 +296,9 @@ inline int64_t col_block(int64_t k, int64_t n_cols, int64_t bytes, int64_t g) {
 
 // ---- Quantized weights in batches on a V with the lane path. Batches of at least lanes::min_cols(k) columns take
 // it (matmul_lanes.h), given the rows dequantized a block at a time. Smaller ones (decode of a few sequences), on
-// a V with part tiles (AVX2): a strip of rows is dequantized once into an fp32 scratch (the reference's exact values, so the
-// same bits), which the float part tile then reads for every column group of the block: the dequantizing work
-// is shared by all the block's columns instead of the 3 of a 16-lane tile.
+// a V with part tiles (AVX2): a strip of rows is dequantized once into an fp32 scratch (the reference's exact
+// values, so the same bits), which the float part tile then reads for every column group of the block: the
+// dequantizing work is shared by all the block's columns instead of the 3 of a 16-lane tile.
 constexpr int64_t k_scratch_floats = 16384;  // 64 KiB on the stack: rows of the strip x k
 constexpr int64_t k_min_scratch_cols = 8;    // fewer columns keep the 16-lane tiles (no scratch traffic)
 // Activations of one column block here: twice the tiles' (the weights now come from the 64 KiB scratch, not from
