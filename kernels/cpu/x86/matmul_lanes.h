@@ -21,6 +21,7 @@ struct prefetch_cursor {
   const uint8_t* pf = nullptr;
   const uint8_t* pf_end = nullptr;
   int64_t lines = 0;
+  bool rows_ahead = false;  // matmul_tile.h: no strip to request, the part tiles request their rows ahead instead
   void step() {
     for (int64_t i = 0; i < lines && pf < pf_end; ++i, pf += 64) __builtin_prefetch(pf, 0, 2);
   }
