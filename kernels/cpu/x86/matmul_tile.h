@@ -157,8 +157,8 @@ void tile_rc(const uint8_t* w, size_t rb, const float* x, int64_t k, float* y, i
       // A tile streams each weight once per column group: request the same bytes four tiles on (4R rows) as this
       // block crosses into a new cache line; the hardware prefetchers alone lag behind on short rows. Measured
       // with C = 1 (matvec) and, on Zen 5 from DRAM, for batches of 2-8 columns: q8_0 2048x768 x 2-4 columns
-      // 31-46 -> 97-160 GFLOP/s, f16 x 4 49 -> 144, f32 x 4-8 1.26-1.37x. Weights already in cache lose up to
-      // 0.8x (f32, one prefetch per 16 weights), which real models, larger than the caches, do not see.
+      // 31-46 -> 85-160 GFLOP/s, f16 x 4 49 -> 130-144, f32 x 4-8 1.26-1.4x. Weights already in cache lose up to
+      // 0.75x (f32 x 2, one prefetch per 16 weights), which real models, larger than the caches, do not see.
       if (((b * F::bytes) & 63) < static_cast<int64_t>(F::bytes)) __builtin_prefetch(p + 4 * R * rb, 0, 3);
       const typename F::blk blk = F::prep(p);
 #pragma GCC unroll 2
@@ -343,7 +343,7 @@ bool run_part_scratch(const matmul_args& a, Dequant& dequant) {
       const int64_t n_rows = a.row_end - r0 < strip ? a.row_end - r0 : strip;
       dequant(r0, n_rows, scratch);
       // The next strip's stored weights, requested a slice per tile while this strip's tiles run, so that its
-      // dequantizing reads them from L2 (AVX2 q8_0 2048x768 x 8 columns from DRAM: 61 -> 86 GFLOP/s).
+      // dequantizing reads them from L2 (AVX2 q8_0 2048x768 x 8 columns from DRAM: 61 -> 92 GFLOP/s).
       prefetch_cursor pf;
       const int64_t n_next = a.row_end - (r0 + n_rows) < strip ? a.row_end - (r0 + n_rows) : strip;
       const int64_t tiles = (c1 - c0 + gc - 1) / gc * (n_rows / V::part_rows);
