@@ -108,6 +108,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   alignas(64) float d[R][k_chunk];
+  const size_t ahead = prefetch_ahead(rb);  // once: GCC 12 left its division in the loop over the R rows (1-2 %)
   for (int64_t b0 = 0; b0 < nb; b0 += k_chunk) {
     const int n = nb - b0 < k_chunk ? static_cast<int>(nb - b0) : k_chunk;
     const uint8_t* wb = w + b0 * F::bytes;
@@ -117,7 +118,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
     // row when rows are short: prefetch_ahead) while this one computes: the hardware prefetchers alone lag on these
     // short rows (measured on the AVX2 twin).
     for (int r = 0; r < R; ++r) {
-      const char* next = reinterpret_cast<const char*>(wb + r * rs + prefetch_ahead(rb));
+      const char* next = reinterpret_cast<const char*>(wb + r * rs + ahead);
       for (size_t o = 0; o < n * F::bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
     }
     const float* xb = x + b0 * 32;
