@@ -22,6 +22,13 @@ struct prefetch_cursor {
   const uint8_t* pf_end = nullptr;
   int64_t lines = 0;
   bool rows_ahead = false;  // matmul_tile.h: no strip to request, the part tiles request their rows ahead instead
+  // Bytes [begin, begin + bytes) over `steps` calls of step(): an even share of the lines each, plus one so the last
+  // lines are not left to the last call. Nothing when steps < 1.
+  void spread(const uint8_t* begin, int64_t bytes, int64_t steps) {
+    pf = begin;
+    pf_end = begin + bytes;
+    lines = steps > 0 ? (bytes / 64 + steps - 1) / steps + 1 : 0;
+  }
   void step() {
     for (int64_t i = 0; i < lines && pf < pf_end; ++i, pf += 64) __builtin_prefetch(pf, 0, 2);
   }
@@ -274,12 +281,8 @@ bool run(const matmul_args& a, Rows&& rows) {
       // memory (2048x768 x 64 columns, one thread: 146 GFLOP/s from DRAM against 202 from cache).
       prefetch_cursor pf;
       const int64_t n_next = a.row_end - (r0 + n_rows) < pl.block_rows ? a.row_end - (r0 + n_rows) : pl.block_rows;
-      if (n_next > 0) {
-        const int64_t calls = 16 * n_tiles * ((n_panels + NP - 1) / NP);
-        pf.pf = w + (r0 + n_rows) * rb;
-        pf.pf_end = pf.pf + n_next * rb;
-        pf.lines = (n_next * static_cast<int64_t>(rb) / 64 + calls - 1) / calls;
-      }
+      const int64_t tile_calls = 16 * n_tiles * ((n_panels + NP - 1) / NP);
+      if (n_next > 0) pf.spread(w + (r0 + n_rows) * rb, n_next * static_cast<int64_t>(rb), tile_calls);
       for (int64_t t = 0; t < n_tiles; ++t) {
         const int64_t nr = n_rows - t * R < R ? n_rows - t * R : R;
         pack_w<V>(pl, rows(r0 + t * R, nr, scratch), nr, wp + t * pl.w_panel);

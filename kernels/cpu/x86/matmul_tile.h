@@ -347,11 +347,7 @@ bool run_part_scratch(const matmul_args& a, Dequant& dequant) {
       prefetch_cursor pf;
       const int64_t n_next = a.row_end - (r0 + n_rows) < strip ? a.row_end - (r0 + n_rows) : strip;
       const int64_t tiles = (c1 - c0 + gc - 1) / gc * (n_rows / V::part_rows);
-      if (n_next > 0 && tiles > 0) {
-        pf.pf = w + (r0 + n_rows) * rb;
-        pf.pf_end = pf.pf + n_next * rb;
-        pf.lines = (static_cast<int64_t>(n_next * rb) / 64 + tiles - 1) / tiles + 1;
-      }
+      if (n_next > 0) pf.spread(w + (r0 + n_rows) * rb, n_next * static_cast<int64_t>(rb), tiles);
       for (int64_t c = c0; c < c1; c += gc) {
         const int n = c1 - c < gc ? static_cast<int>(c1 - c) : static_cast<int>(gc);
         tile_rows_n<V, fmt_f32<V>, true, gc>(n, sw, srb, n_rows, a.x + c * a.k, a.k, a.y + c * a.n_rows + r0,
@@ -438,10 +434,7 @@ void run_tiles(const matmul_args& a) {
       pf.rows_ahead = groups == 1;
       if (groups > 1) {
         const int64_t r2 = a.row_end - r1 < k_strip_rows ? a.row_end : r1 + k_strip_rows;
-        pf.pf = w + r1 * rb;
-        pf.pf_end = w + r2 * rb;
-        const int64_t tiles = groups * ((r1 - r0) / trows);
-        pf.lines = tiles > 0 ? (static_cast<int64_t>((r2 - r1) * rb) / 64 + tiles - 1) / tiles + 1 : 0;
+        pf.spread(w + r1 * rb, (r2 - r1) * static_cast<int64_t>(rb), groups * ((r1 - r0) / trows));
       }
       auto y_at = [&](int64_t c) { return a.y + c * a.n_rows + r0; };
       int64_t c = c0;
