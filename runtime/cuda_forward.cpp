@@ -63,7 +63,7 @@ result<std::unique_ptr<cuda_forward>> cuda_forward::create(std::shared_ptr<backe
   const uint64_t kv_block = (kv.block_bytes() + 255) / 256 * 256;
   const int32_t kv_missing = std::max(0, kv.config().max_blocks - kv.blocks_allocated());
   const uint64_t kv_bytes = static_cast<uint64_t>(kv_missing) * kv_block;
-  const uint64_t act_bytes = activation_bytes(hp, rows, out_rows, 0, last);
+  const uint64_t act_bytes = activation_bytes(hp, rows, out_rows, last);
   const uint64_t in_bytes = f->layout(rows, out_rows, std::min(kv.config().max_blocks, 64)).total;
   const uint64_t avail = be->available();
   const uint64_t need = kv_bytes + act_bytes + in_bytes;
@@ -80,7 +80,6 @@ result<std::unique_ptr<cuda_forward>> cuda_forward::create(std::shared_ptr<backe
   // --- weights
   cuda_weights_config wc;
   wc.budget = weight_budget;
-  wc.head_row_scratch = out_rows > 1 ? out_rows * sizeof(float) : 0;  // one logit row needs no block scratch
   f->src_ = a.weights;
   wc.in_place = be->unified() && (a.weights ? a.weights_registered : true);
   if (be->unified() && !a.weights) {
@@ -103,8 +102,7 @@ result<std::unique_ptr<cuda_forward>> cuda_forward::create(std::shared_ptr<backe
     f->src_ = f->own_store_.get();
   }
   LIME_TRY(f->weights_, cuda_weights::create(be, *a.m, r, f->src_, wc, f->compute_, f->copy_));
-  const int64_t head_rows = f->weights_->max_head_rows();  // 0: one block (or a source's, sized when seen)
-  LIME_TRY_VOID(f->grow_scratch(rows, out_rows, out_rows > 1 ? head_rows : 0));
+  LIME_TRY_VOID(f->grow_scratch(rows, out_rows));
   LIME_TRY_VOID(f->grow_inputs(in_bytes));
   return f;
 }
@@ -117,7 +115,6 @@ cuda_forward::~cuda_forward() {
   weights_.reset();
   be_->free(act_);
   be_->free(s_.logits);
-  be_->free(s_.head_tmp);
   be_->free(in_dev_);
   be_->free_host(in_host_);
   be_->free_host(out_host_);
@@ -196,7 +193,8 @@ status cuda_forward::ffn_block(const layer_weights& w, size_t n_rows) {
 }
 
 // Rows that want logits are gathered into cur (row r = batch row logit_rows[r]), normed, and multiplied by the head
-// block by block: y[c, r] depends only on row r of the matrix and row c of the input, so blocks give the same bits.
+// block by block, each block's rows written straight into their columns of the logits (y_stride n_vocab): y[c, r]
+// depends only on row r of the matrix and row c of the input, so blocks give the same bits.
 status cuda_forward::output_head(size_t n_rows, size_t n_out_rows, const input_layout& lay, forward_output& out) {
   const model_hparams& hp = model_->hparams();
   const int64_t n = static_cast<int64_t>(n_rows), n_out = static_cast<int64_t>(n_out_rows), n_vocab = hp.n_vocab;
@@ -215,18 +213,10 @@ status cuda_forward::output_head(size_t n_rows, size_t n_out_rows, const input_l
     LIME_TRY(weight_rows rows, weights_->head_next());
     const int64_t nr = rows.w.n_rows;
     if (nr == 0) break;
-    if (nr == n_vocab || n_out == 1) {
-      LIME_CK(cuda::matmul(cuda::matmul_args{rows.w.type, rows.w.data, nr, rows.w.k, s_.cur, n_out, s_.logits + rows.row0}, st),
-              "matmul");
-    } else {
-      // y is [n_out, n_vocab]: a block's rows are strided, so compute them compact and scatter.
-      if (s_.head_rows < nr) LIME_TRY_VOID(grow_scratch(s_.rows, s_.out_rows, nr));
-      LIME_CK(cuda::matmul(cuda::matmul_args{rows.w.type, rows.w.data, nr, rows.w.k, s_.cur, n_out, s_.head_tmp}, st), "matmul");
-      const cudaError_t e = cudaMemcpy2DAsync(s_.logits + rows.row0, static_cast<size_t>(n_vocab) * sizeof(float), s_.head_tmp,
-                                              static_cast<size_t>(nr) * sizeof(float), static_cast<size_t>(nr) * sizeof(float),
-                                              static_cast<size_t>(n_out), cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(st));
-      if (e != cudaSuccess) return make_error(errc::io_error, std::string("cuda: cudaMemcpy2DAsync: ") + cudaGetErrorString(e));
-    }
+    LIME_CK(cuda::matmul(cuda::matmul_args{rows.w.type, rows.w.data, nr, rows.w.k, s_.cur, n_out, s_.logits + rows.row0,
+                                           n_vocab},
+                         st),
+            "matmul");
     LIME_TRY_VOID(weights_->head_done());
   }
   const uint64_t bytes = static_cast<uint64_t>(n_out) * static_cast<uint64_t>(n_vocab) * sizeof(float);
@@ -246,7 +236,7 @@ status cuda_forward::run_pass(const micro_batch& b, forward_output& out) {
   const int32_t bs = kv_->config().block_size;
   for (int32_t p : b.pos) max_blocks = std::max(max_blocks, (p + bs) / bs);  // blocks holding [0, p]
   const input_layout lay = layout(n, n_out, max_blocks);
-  LIME_TRY_VOID(grow_scratch(std::max(n, s_.rows), std::max(n_out, s_.out_rows), s_.head_rows));
+  LIME_TRY_VOID(grow_scratch(std::max(n, s_.rows), std::max(n_out, s_.out_rows)));
   LIME_TRY_VOID(grow_inputs(lay.total));
   const uint64_t out_bytes = std::max<uint64_t>(n_out * static_cast<uint64_t>(hp.n_vocab), n * static_cast<uint64_t>(hp.n_embd)) * 4;
   if (out_bytes > out_cap_) {
@@ -259,6 +249,9 @@ status cuda_forward::run_pass(const micro_batch& b, forward_output& out) {
 
   if (src_) LIME_TRY_VOID(src_->begin_pass());
   LIME_TRY_VOID(stage_inputs(b, lay));
+  // The batch's input activations (embedding rows, or the previous stage's) become the residual stream x.
+  LIME_TRY_VOID(be_->copy_async(s_.x, static_cast<const uint8_t*>(in_dev_) + lay.x, n * static_cast<uint64_t>(hp.n_embd) * 4,
+                                copy_kind::device_to_device, compute_));
   LIME_TRY_VOID(weights_->begin_pass());
   for (int32_t l = range_.lo; l < range_.hi; ++l) {
     LIME_TRY(const layer_weights* w, weights_->layer(l));

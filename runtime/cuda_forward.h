@@ -45,14 +45,13 @@ class cuda_forward final : public forward_engine {
   };
   struct scratch {        // device activations for up to `rows` tokens, logits for up to `out_rows`
     float *x = nullptr, *cur = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr, *proj = nullptr,
-          *gate = nullptr, *up = nullptr, *logits = nullptr, *head_tmp = nullptr;
+          *gate = nullptr, *up = nullptr, *logits = nullptr;
     size_t rows = 0, out_rows = 0;
-    int64_t head_rows = 0;
   };
 
   cuda_forward() = default;
-  static uint64_t activation_bytes(const model_hparams& hp, size_t rows, size_t out_rows, int64_t head_rows, bool last);
-  status grow_scratch(size_t rows, size_t out_rows, int64_t head_rows);
+  static uint64_t activation_bytes(const model_hparams& hp, size_t rows, size_t out_rows, bool last);
+  status grow_scratch(size_t rows, size_t out_rows);
   status grow_inputs(uint64_t bytes);
   input_layout layout(size_t n, size_t n_out, int32_t max_blocks) const;
   // cuda_forward_batch.cpp: fills the staging buffer for the batch and queues its upload on the compute stream.

@@ -19,18 +19,18 @@ uint64_t up(uint64_t n) { return (n + k_align - 1) / k_align * k_align; }
 
 }  // namespace
 
-uint64_t cuda_forward::activation_bytes(const model_hparams& hp, size_t rows, size_t out_rows, int64_t head_rows, bool last) {
+uint64_t cuda_forward::activation_bytes(const model_hparams& hp, size_t rows, size_t out_rows, bool last) {
   const uint64_t r = rows;
   uint64_t b = 3 * up(r * static_cast<uint64_t>(hp.n_embd) * 4) + 2 * up(r * static_cast<uint64_t>(hp.n_embd_q()) * 4) +
                2 * up(r * static_cast<uint64_t>(hp.n_embd_kv()) * 4) + 2 * up(r * static_cast<uint64_t>(hp.n_ff) * 4);
-  if (last) b += up(out_rows * static_cast<uint64_t>(hp.n_vocab) * 4) + up(out_rows * static_cast<uint64_t>(head_rows) * 4);
+  if (last) b += up(out_rows * static_cast<uint64_t>(hp.n_vocab) * 4);
   return b;
 }
 
-status cuda_forward::grow_scratch(size_t rows, size_t out_rows, int64_t head_rows) {
+status cuda_forward::grow_scratch(size_t rows, size_t out_rows) {
   const model_hparams& hp = model_->hparams();
   const bool last = range_.hi == hp.n_layer;
-  // Each part is reallocated only when it grows (the head's block buffer may grow mid-pass; x must survive that).
+  // Each part is reallocated only when it grows.
   if (rows > s_.rows || !act_) {
     be_->free(act_);
     act_ = nullptr;
@@ -53,23 +53,13 @@ status cuda_forward::grow_scratch(size_t rows, size_t out_rows, int64_t head_row
     s_.rows = rows;
   }
   if (!last) return {};
-  const bool out_grows = out_rows > s_.out_rows || !s_.logits;
-  if (out_grows) {
-    be_->free(s_.logits);
+  if (out_rows > s_.out_rows || !s_.logits) {
+    be_->free(s_.logits);  // cudaFree waits for queued work that may still read it
     s_.logits = nullptr;
     s_.out_rows = 0;
     LIME_TRY(void* p, be_->alloc(out_rows * static_cast<uint64_t>(hp.n_vocab) * 4));
     s_.logits = static_cast<float*>(p);
     s_.out_rows = out_rows;
-  }
-  if (head_rows > 0 && (out_grows || head_rows > s_.head_rows || !s_.head_tmp)) {
-    be_->free(s_.head_tmp);  // cudaFree waits for queued work that may still read it
-    s_.head_tmp = nullptr;
-    const int64_t hr = std::max(head_rows, s_.head_rows);
-    s_.head_rows = 0;
-    LIME_TRY(void* p, be_->alloc(s_.out_rows * static_cast<uint64_t>(hr) * 4));
-    s_.head_tmp = static_cast<float*>(p);
-    s_.head_rows = hr;
   }
   return {};
 }

@@ -113,27 +113,13 @@ status cuda_weights::plan(uint64_t budget) {
     }
   };
   n_layer_units_ = units_.size();
-  // A split head's blocks are multiplied into the engine's scratch of [logit rows, block rows]: its bytes come off
-  // the weights' budget.
-  auto take_head_scratch = [&](int64_t rows) -> status {
-    const uint64_t need = pack_up(cfg_.head_row_scratch * static_cast<uint64_t>(rows));
-    if (need >= budget)
-      return make_error(errc::out_of_memory, "cuda: the device budget cannot hold the output head's scratch (" +
-                                                 std::to_string(mib(need)) + " MiB)");
-    budget -= need;
-    return {};
-  };
   if (mode_ == mode::model_views && head) {
     if (total + pack_up(out.n_bytes) + norm <= budget) {
       add_head(out.n_rows);
       max_head_rows_ = 0;  // one block: the engine multiplies straight into the logits
     } else {
       add_head(std::max<int64_t>(1, static_cast<int64_t>(std::max(largest, row_bytes) / row_bytes)));
-      if (max_head_rows_ < out.n_rows) {
-        LIME_TRY_VOID(take_head_scratch(max_head_rows_));
-      } else {
-        max_head_rows_ = 0;  // the head is smaller than a layer: still one block
-      }
+      if (max_head_rows_ >= out.n_rows) max_head_rows_ = 0;  // the head is smaller than a layer: still one block
     }
     for (size_t i = n_layer_units_; i < units_.size(); ++i) largest = std::max(largest, units_[i].bytes);
     total = 0;
@@ -142,7 +128,6 @@ status cuda_weights::plan(uint64_t budget) {
   if (mode_ == mode::source_copy && head) {
     largest = std::max(largest, pack_up(row_bytes));
     max_head_rows_ = std::min<int64_t>(out.n_rows, static_cast<int64_t>(largest / row_bytes));
-    LIME_TRY_VOID(take_head_scratch(max_head_rows_));
   }
   // A source is always copied through the ring's staging buffers (its head blocks are the source's, and resident
   // layers are uploaded from it on the first pass), so it gets slots even when every layer fits.
@@ -172,6 +157,7 @@ status cuda_weights::allocate() {
   const bool head = range_.hi == model_->hparams().n_layer;
   if (head) {
     LIME_TRY(norm_dev_, be_->alloc(model_->output_norm().n_bytes));
+    stats_.resident_bytes += pack_up(model_->output_norm().n_bytes);
   }
   for (unit& u : units_) {
     ++stats_.units;

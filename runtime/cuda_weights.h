@@ -21,13 +21,11 @@ struct cuda_weights_config {
   uint64_t budget = 0;      // device bytes for resident units + ring slots
   bool in_place = false;    // the source's buffers are registered: kernels read them where they are (unified)
   int32_t ring_depth = 2;   // device slots when streaming (1 when two do not fit)
-  uint64_t head_row_scratch = 0;  // device bytes the engine needs per row of a head block when the head is split
-                                  // (logit rows x 4): taken from `budget` when it is
 };
 
 struct cuda_weights_stats {
   int32_t units = 0, resident_units = 0;
-  uint64_t resident_bytes = 0;   // device bytes of resident units
+  uint64_t resident_bytes = 0;   // device bytes of resident units (and the output norm, always resident)
   uint64_t slot_bytes = 0;       // per ring slot
   int32_t ring_depth = 0;        // 0: nothing streamed
   uint64_t streamed_per_pass = 0;

@@ -16,7 +16,7 @@ constexpr int k_chunk = 256;  // x elements per column staged in shared memory (
 template <class Q, int NC>
 __global__ void __launch_bounds__(k_threads) matmul_kernel(const uint8_t* __restrict__ w, int64_t row_bytes,
                                                            int64_t n_rows, int64_t k, const float* __restrict__ x,
-                                                           int64_t n_cols, float* __restrict__ y) {
+                                                           int64_t n_cols, float* __restrict__ y, int64_t y_stride) {
   __shared__ float xs[NC][k_chunk];
   const int lane = threadIdx.x & 15;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * k_rows_per_block + (threadIdx.x >> 4);
@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(k_threads) matmul_kernel(const uint8_t* __rest
     if (active && lane == 0) {
 #pragma unroll
       for (int c = 0; c < NC; ++c) {
-        if (c0 + c < n_cols) y[(c0 + c) * n_rows + row] = acc[c];
+        if (c0 + c < n_cols) y[(c0 + c) * y_stride + row] = acc[c];
       }
     }
   }
@@ -71,7 +71,7 @@ void launch(const matmul_args& a, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(col_groups < 65535 ? col_groups : 65535));
   matmul_kernel<Q, NC><<<grid, k_threads, 0, s>>>(static_cast<const uint8_t*>(a.w),
                                                   static_cast<int64_t>(tensor_row_bytes(a.w_type, a.k)), a.n_rows, a.k,
-                                                  a.x, a.n_cols, a.y);
+                                                  a.x, a.n_cols, a.y, a.y_stride > 0 ? a.y_stride : a.n_rows);
 }
 
 }  // namespace
@@ -79,7 +79,7 @@ void launch(const matmul_args& a, cudaStream_t s) {
 cuda_status matmul(const matmul_args& a, stream_t stream) {
   const kstatus st = check_weights(a.w_type, a.w, a.k);
   if (st != kstatus::ok) return status_of(st);
-  if (a.n_rows < 0 || a.n_cols < 0) return status_of(kstatus::bad_shape);
+  if (a.n_rows < 0 || a.n_cols < 0 || (a.y_stride != 0 && a.y_stride < a.n_rows)) return status_of(kstatus::bad_shape);
   if (a.n_rows == 0 || a.n_cols == 0) return {};
   if (!a.w || !a.x || !a.y) return status_of(kstatus::bad_argument);
   if ((a.n_rows + k_rows_per_block - 1) / k_rows_per_block > 0x7fffffff) return status_of(kstatus::bad_shape);

@@ -63,12 +63,15 @@ cuda_status matmul_fast(const matmul_args& a, void* cublas_handle, void* scratch
                         stream_t stream) {
   const kstatus st = check_weights(a.w_type, a.w, a.k);
   if (st != kstatus::ok) return status_of(st);
-  if (a.n_rows < 0 || a.n_cols < 0) return status_of(kstatus::bad_shape);
+  if (a.n_rows < 0 || a.n_cols < 0 || (a.y_stride != 0 && a.y_stride < a.n_rows)) return status_of(kstatus::bad_shape);
   if (a.n_rows == 0 || a.n_cols == 0) return {};
   if (!a.w || !a.x || !a.y || !cublas_handle || !scratch) return status_of(kstatus::bad_argument);
-  if (a.k > 0x7fffffff || a.n_cols > 0x7fffffff || a.n_rows > 0x7fffffff) return status_of(kstatus::bad_shape);
-  if (a.k == 0) return status_of(cudaMemsetAsync(a.y, 0, static_cast<size_t>(a.n_rows * a.n_cols) * sizeof(float),
-                                                 as_stream(stream)));
+  const int64_t ldy = a.y_stride > 0 ? a.y_stride : a.n_rows;
+  if (a.k > 0x7fffffff || a.n_cols > 0x7fffffff || ldy > 0x7fffffff) return status_of(kstatus::bad_shape);
+  if (a.k == 0)
+    return status_of(cudaMemset2DAsync(a.y, static_cast<size_t>(ldy) * sizeof(float), 0,
+                                       static_cast<size_t>(a.n_rows) * sizeof(float), static_cast<size_t>(a.n_cols),
+                                       as_stream(stream)));
   if (reinterpret_cast<uintptr_t>(scratch) % k_align != 0) return status_of(kstatus::bad_argument);
   const size_t x_bytes = matmul_fast_scratch_bytes(a.k, a.n_cols, 0);
   const size_t row_bytes16 = static_cast<size_t>(a.k) * sizeof(__half);
@@ -102,11 +105,11 @@ cuda_status matmul_fast(const matmul_args& a, void* cublas_handle, void* scratch
     ls = launch_status();
     if (!ls.ok()) return ls;
     // Column-major view: W tile = A (k x m, lda k), x = B (k x n_cols, ldb k), y = C (n_rows x n_cols, ldc
-    // n_rows) from row r0: C = A^T B, i.e. y[c, r0 + i] = sum_e W[r0 + i, e] x[c, e].
+    // y_stride) from row r0: C = A^T B, i.e. y[c, r0 + i] = sum_e W[r0 + i, e] x[c, e].
     cs = cublas_status(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(a.n_cols),
                                     static_cast<int>(a.k), &alpha, w16, CUDA_R_16F, static_cast<int>(a.k), x16,
                                     CUDA_R_16F, static_cast<int>(a.k), &beta, a.y + r0, CUDA_R_32F,
-                                    static_cast<int>(a.n_rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                    static_cast<int>(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (!cs.ok()) return cs;
   }
   return {};

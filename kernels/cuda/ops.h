@@ -33,7 +33,9 @@ struct matmul_args {
   int64_t k;          // input features (a multiple of the type's block_elems)
   const float* x;     // [n_cols, k] fp32
   int64_t n_cols;     // tokens (1 = matvec)
-  float* y;           // [n_cols, n_rows] fp32
+  float* y;           // [n_cols, y_stride] fp32: y[c * y_stride + r]
+  int64_t y_stride = 0;  // floats from one column of y to the next; 0 = n_rows (packed). A larger stride writes
+                         // a block of rows straight into a wider matrix (the output head's blocks into the logits)
 };
 cuda_status matmul(const matmul_args& a, stream_t stream);
 

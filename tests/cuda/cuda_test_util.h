@@ -83,13 +83,16 @@ inline uint32_t bits_of(float f) {
   return u;
 }
 
-// Bitwise equality of n floats; on mismatch: how many differ, the first one, and max abs / rel differences.
+// Bitwise equality of n floats, except that any NaN equals any NaN: the payload of a NaN an operation produces is the
+// hardware's (an x86 core gives the default 0xffc00000 or quiets an operand's payload; an NVIDIA GPU always gives
+// 0x7fffffff), so raw weight bits that decode to NaN or inf cannot give the same NaN bits on both. On mismatch: how
+// many differ, the first one, and max abs / rel differences.
 inline ::testing::AssertionResult same_bits(const float* got, const float* want, size_t n) {
   if (n == 0 || std::memcmp(got, want, n * sizeof(float)) == 0) return ::testing::AssertionSuccess();
   size_t n_diff = 0, first = n;
   double max_abs = 0, max_rel = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (bits_of(got[i]) == bits_of(want[i])) continue;
+    if (bits_of(got[i]) == bits_of(want[i]) || (std::isnan(got[i]) && std::isnan(want[i]))) continue;
     if (first == n) first = i;
     ++n_diff;
     const double d = std::fabs(static_cast<double>(got[i]) - want[i]);
@@ -97,6 +100,7 @@ inline ::testing::AssertionResult same_bits(const float* got, const float* want,
     const double rel = d / std::fmax(std::fabs(static_cast<double>(want[i])), 1e-30);
     if (rel > max_rel) max_rel = rel;
   }
+  if (n_diff == 0) return ::testing::AssertionSuccess();
   std::ostringstream os;
   os.precision(9);
   os << n_diff << " of " << n << " values differ; first at " << first << ": got " << got[first] << " (0x" << std::hex

@@ -1,6 +1,6 @@
 // cuda::matmul against cpu::matmul_ref, bit for bit, for every computable type at small, odd and real shapes;
-// batch invariance (one x row at n_cols 1, 7, 64 and every column-group width); cuda::matmul_fast (cuBLAS) within
-// a stated tolerance; argument checks.
+// batch invariance (one x row at n_cols 1, 7, 64 and every column-group width); output into a wider matrix
+// (y_stride); cuda::matmul_fast (cuBLAS) within a stated tolerance; argument checks.
 #include <cublas_v2.h>
 #include <gtest/gtest.h>
 
@@ -110,6 +110,53 @@ TEST(CudaMatmul, BatchInvariant) {
   }
 }
 
+// y_stride > n_rows writes a block of rows into a wider matrix (the output head's blocks into the logits): every
+// column's rows land at c * y_stride + r with the packed result's bits, and nothing between them is touched. Both
+// the canonical kernel and matmul_fast (whose values are checked by CloseToReferenceEveryType).
+TEST(CudaMatmul, StridedOutputFillsOnlyItsRows) {
+  if (lime::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  cublasHandle_t handle = nullptr;
+  ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
+  const uint32_t poison = 0x7fa5a5a5u;  // a NaN no kernel writes
+  uint32_t seed = 2500;
+  for (tensor_type t : {tensor_type::f32, tensor_type::q8_0, tensor_type::q4_k}) {
+    for (int64_t n_cols : {1, 5, 20}) {
+      SCOPED_TRACE(std::string(tensor_type_name(t)) + " cols=" + std::to_string(n_cols));
+      const int64_t rows = 40, k = 512, stride = rows + 24;
+      const std::vector<uint8_t> w = make_weights(t, rows, k, seed++, false);
+      const std::vector<float> x = random_normal(static_cast<size_t>(n_cols * k), seed++);
+      const std::vector<float> packed = gpu_matmul(t, w, rows, k, x, n_cols);
+      for (bool fast : {false, true}) {
+        std::vector<uint32_t> init(static_cast<size_t>(n_cols * stride), poison);
+        dev_buffer dw = to_device(w), dx = to_device(x), dy = to_device(init);
+        matmul_args a{t, dw.as(), rows, k, dx.as<float>(), n_cols, dy.as<float>(), stride};
+        std::vector<float> want = packed;
+        if (fast) {
+          const size_t scratch_bytes = matmul_fast_scratch_bytes(k, n_cols, 64);
+          dev_buffer scratch(scratch_bytes), dp(packed.size() * sizeof(float));
+          matmul_args p = a;
+          p.y = dp.as<float>();
+          p.y_stride = 0;
+          ASSERT_TRUE(ok_synced(matmul_fast(p, handle, scratch.as(), scratch_bytes, nullptr)));
+          want = from_device<float>(dp, packed.size());
+          ASSERT_TRUE(ok_synced(matmul_fast(a, handle, scratch.as(), scratch_bytes, nullptr)));
+        } else {
+          ASSERT_TRUE(ok_synced(matmul(a, nullptr)));
+        }
+        const std::vector<float> got = from_device<float>(dy, init.size());
+        for (int64_t c = 0; c < n_cols; ++c) {
+          EXPECT_TRUE(same_bits(got.data() + c * stride, want.data() + c * rows, static_cast<size_t>(rows)))
+              << "column " << c << (fast ? " (matmul_fast)" : "");
+          for (int64_t r = rows; r < stride; ++r)
+            ASSERT_EQ(bits_of(got[static_cast<size_t>(c * stride + r)]), poison)
+                << "wrote between columns at " << c << ", " << r << (fast ? " (matmul_fast)" : "");
+        }
+      }
+    }
+  }
+  cublasDestroy(handle);
+}
+
 TEST(CudaMatmul, ArgumentChecks) {
   if (lime::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
   dev_buffer w(4096), x(4096), y(4096);
@@ -127,6 +174,10 @@ TEST(CudaMatmul, ArgumentChecks) {
   a.x = x.as<float>();
   a.n_rows = -1;
   EXPECT_EQ(matmul(a, nullptr).k, kstatus::bad_shape);
+  a.n_rows = 4;
+  a.y_stride = 3;  // narrower than a column
+  EXPECT_EQ(matmul(a, nullptr).k, kstatus::bad_shape);
+  a.y_stride = 0;
   a.n_rows = 0;  // nothing to do
   EXPECT_TRUE(ok(matmul(a, nullptr)));
 }

@@ -50,7 +50,7 @@ void check_passes(cuda_weights& w, const model& m, weight_source* src, int passe
       if (r->w.n_rows == 0) break;
       EXPECT_EQ(r->row0, next_row) << "head rows out of order";
       if (w.max_head_rows() > 0) {
-        EXPECT_LE(r->w.n_rows, w.max_head_rows()) << "a head block larger than the engine's scratch";
+        EXPECT_LE(r->w.n_rows, w.max_head_rows()) << "a head block larger than the plan's blocks";
       } else if (!w.stats().in_place) {
         EXPECT_EQ(r->w.n_rows, out.n_rows) << "a split head must report its block rows";
       }
@@ -83,7 +83,6 @@ TEST(cuda_weights_plan, model_views_at_every_budget) {
   for (const want& c : {want{1000, 0, false}, want{3.5, 2, true}, want{2.2, 2, true}, want{1.5, 1, true}}) {
     cuda_weights_config cfg;
     cfg.budget = static_cast<uint64_t>(c.slots * static_cast<double>(slot));
-    cfg.head_row_scratch = 4;  // one logit row's worth per head row: comes off the budget when the head splits
     const uint64_t before = s.be->allocated();
     auto w = cuda_weights::create(s.be, *m, all, nullptr, cfg, s.compute, s.copy);
     ASSERT_TRUE(w.ok()) << w.err().message;
