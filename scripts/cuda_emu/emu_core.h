@@ -168,3 +168,5 @@ inline float __uint_as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); retu
 inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 inline int __clz(int x) { return x ? __builtin_clz(static_cast<unsigned>(x)) : 32; }
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+template <class T>
+inline T __ldg(const T* p) { return *p; }
