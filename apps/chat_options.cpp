@@ -60,6 +60,8 @@ const char* chat_usage() {
          "                          weights beyond it are streamed from host memory every token\n"
          "  --cuda-unified          cuda: kernels read the weights in place from registered host memory (automatic on\n"
          "                          integrated GPUs such as Jetson; this forces it on a discrete GPU for testing)\n"
+         "  --fast-prefill          cuda: prompt batches of 16+ tokens through cuBLAS in fp16: faster, but the logits\n"
+         "                          are NOT bitwise the CPU path's and depend on the batch (decode stays exact)\n"
          "  --print-checksum        print 'checksum: <hex>' of the logits chain on stderr at exit\n"
          "  --verbose               model, seed, template and timing details on stderr\n"
          "  --connect HOST:PORT     chat with a lime cluster's head instead of a model in this process\n"
@@ -112,6 +114,7 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
     else if (f == "--cluster-secret-file") { if (!(v = value(argv[i]))) return false; o->secret_file = v; }
     else if (f == "--status") o->status = true;
     else if (f == "--cuda-unified") o->session.backend.unified = true;
+    else if (f == "--fast-prefill") o->session.backend.fast_prefill = true;
     else if (f == "--backend") {
       if (!(v = value(argv[i]))) return false;
       if (!backend_kind_from_name(v).ok()) return bad("cpu, cuda or auto");
@@ -151,13 +154,14 @@ bool parse_chat_options(int argc, char** argv, chat_cli_options* o, std::string*
   }
   // auto with a host memory budget stays on the CPU: the CUDA runtime's own host memory (hundreds of MiB) is outside
   // what the budget accounts for. --backend cuda combines the two explicitly.
-  const bool wants_device = o->session.backend.device_budget > 0 || o->session.backend.unified;
+  const backend_options& bo = o->session.backend;
+  const bool wants_device = bo.device_budget > 0 || bo.unified || bo.fast_prefill;
   o->session.backend.kind = backend_name == "auto" && o->session.mem_budget > 0 && !wants_device
                                 ? backend_kind::cpu
                                 : backend_kind_from_name(backend_name).value();
-  if (o->session.backend.kind != backend_kind::cuda && (o->session.backend.device_budget > 0 || o->session.backend.unified)) {
-    *err = backend_name == "auto" ? "--device-budget and --cuda-unified need a CUDA device, and none is present"
-                                  : "--device-budget and --cuda-unified are for --backend cuda";
+  if (bo.kind != backend_kind::cuda && wants_device) {
+    *err = backend_name == "auto" ? "--device-budget, --cuda-unified and --fast-prefill need a CUDA device, and none is present"
+                                  : "--device-budget, --cuda-unified and --fast-prefill are for --backend cuda";
     return false;
   }
   o->has_seed = seed >= 0;

@@ -19,7 +19,7 @@ void usage() {
                "                          [--matmuls ffn_up,ffn_down,attn_q,output]\n"
                "                          [-t THREADS] [--stream-mib N] [--max-gflop F] [--bw-mib N] [--backend cpu|cuda]\n"
                "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [--bw-mib N] [--seqs 2,4,8]\n"
-               "                           [--backend cpu|cuda|auto] [--device-budget SIZE] [--cuda-unified]\n"
+               "                           [--backend cpu|cuda|auto] [--device-budget SIZE] [--cuda-unified] [--fast-prefill]\n"
                "       lime-bench offload -m MODEL.gguf [--budgets 100%%,75%%,50%%,25%%|384M,...] [-t THREADS] [-n 16] [-r 3]\n"
                "                          [--io-threads 2] [--ring-depth 0] [--no-mmap] [--no-ablation]\n");
 }
@@ -64,8 +64,8 @@ int main(int argc, char** argv) {
       (a == "--no-mmap" ? oo.mmap_baseline : oo.ablation) = false;
       continue;
     }
-    if (cmd == "generate" && a == "--cuda-unified") {
-      go.backend.unified = true;
+    if (cmd == "generate" && (a == "--cuda-unified" || a == "--fast-prefill")) {
+      (a == "--cuda-unified" ? go.backend.unified : go.backend.fast_prefill) = true;
       continue;
     }
     if (i + 1 >= argc) { std::fprintf(stderr, "error: %s needs a value\n", a.c_str()); return 2; }
@@ -143,8 +143,8 @@ int main(int argc, char** argv) {
     }
     if (!ok) { std::fprintf(stderr, "error: bad value '%s' for %s\n", v.c_str(), a.c_str()); return 2; }
   }
-  if (go.backend.kind != backend_kind::cuda && (go.backend.device_budget > 0 || go.backend.unified)) {
-    std::fprintf(stderr, "error: --device-budget and --cuda-unified are for --backend cuda\n");
+  if (go.backend.kind != backend_kind::cuda && (go.backend.device_budget > 0 || go.backend.unified || go.backend.fast_prefill)) {
+    std::fprintf(stderr, "error: --device-budget, --cuda-unified and --fast-prefill are for --backend cuda\n");
     return 2;
   }
   status st;

@@ -105,6 +105,10 @@ int main(int argc, char** argv) {
   if (o.session.kv_type != lime::tensor_type::f32)
     std::fprintf(stderr, "lime-chat: KV cache in %s (opt-in): logits are not bitwise equal to the f32 default\n",
                  lime::tensor_type_name(o.session.kv_type));
+  if ((*sess)->device().fast_prefill())
+    std::fprintf(stderr, "lime-chat: --fast-prefill (opt-in): prompt batches of %d+ tokens multiply through cuBLAS in fp16; "
+                         "logits are not bitwise equal to the CPU path and depend on the batch\n",
+                 lime::k_fast_prefill_rows);
   if (!chat.fallback_reason().empty()) std::fprintf(stderr, "lime-chat: %s\n", chat.fallback_reason().c_str());
 
   if (o.verbose) print_budget_plan(**sess);

@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
     if (!dev.ok()) return fail(dev.err().message);
     device = std::move(dev).value();
     spdlog::info("backend: {}", device->describe());
+    if (device->fast_prefill())
+      spdlog::warn("--fast-prefill: prompt batches of {}+ tokens multiply through cuBLAS in fp16; this node's logits are "
+                   "NOT bitwise those of the CPU path and depend on the batch", lime::k_fast_prefill_rows);
   }
   o.node.model_id = lime::model_content_id(m->file());
   if (o.verify_model) {

@@ -87,7 +87,9 @@ const char* node_usage() {
          "                              no --mem-budget is given, else cpu)\n"
          "  --device-budget SIZE        cuda: device memory for weights + KV + activations (default: free - 256M)\n"
          "  --cuda-unified              cuda: kernels read weights in place from registered host memory (automatic on\n"
-         "                              integrated GPUs; forces it on a discrete GPU for testing)\n";
+         "                              integrated GPUs; forces it on a discrete GPU for testing)\n"
+         "  --fast-prefill              cuda: prompt batches of 16+ tokens through cuBLAS in fp16: faster, but NOT\n"
+         "                              bitwise the CPU path's logits and not batch-invariant (decode stays exact)\n";
 }
 
 result<node_cli_options> parse_node_options(int argc, char** argv) {
@@ -119,6 +121,7 @@ result<node_cli_options> parse_node_options(int argc, char** argv) {
     else if (f == "--head") o.node.head = true;
     else if (f == "--verify-model") o.verify_model = true;
     else if (f == "--cuda-unified") o.backend.unified = true;
+    else if (f == "--fast-prefill") o.backend.fast_prefill = true;
     else if (f == "--backend") {
       LIME_TRY(backend_name, value());
       LIME_TRY_VOID(backend_kind_from_name(backend_name));
@@ -169,12 +172,13 @@ result<node_cli_options> parse_node_options(int argc, char** argv) {
   }
   if (o.help) return o;
   // auto with a memory budget stays on the CPU: the CUDA runtime's host memory is outside the budget's accounting.
-  const bool wants_device = o.backend.device_budget > 0 || o.backend.unified;
+  const bool wants_device = o.backend.device_budget > 0 || o.backend.unified || o.backend.fast_prefill;
   o.backend.kind = backend_name == "auto" && o.node.mem_budget > 0 && !wants_device
                        ? backend_kind::cpu
                        : backend_kind_from_name(backend_name).value();
-  if (o.backend.kind != backend_kind::cuda && (o.backend.device_budget > 0 || o.backend.unified))
-    return make_error(errc::invalid_argument, "--device-budget and --cuda-unified are for the cuda backend (none is used)");
+  if (o.backend.kind != backend_kind::cuda && wants_device)
+    return make_error(errc::invalid_argument,
+                      "--device-budget, --cuda-unified and --fast-prefill are for the cuda backend (none is used)");
   if (o.model_path.empty()) return make_error(errc::invalid_argument, "no model given: use -m PATH to a GGUF file");
   if (!o.node.head && !o.node.peers.empty()) return make_error(errc::invalid_argument, "--peers is for the head (add --head)");
   if (o.node.head && o.node.join.port != 0) return make_error(errc::invalid_argument, "the head does not --join");

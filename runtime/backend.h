@@ -31,7 +31,11 @@ struct backend_options {
   bool unified = false;        // cuda: kernels read weights in place from host memory registered with the device
                                // (no device copy). Always on for integrated GPUs (Jetson); forced here for testing
   int32_t device = 0;          // cuda device ordinal
+  bool fast_prefill = false;   // cuda (--fast-prefill): batches of k_fast_prefill_rows tokens or more multiply
+                               // through cuBLAS in fp16 (cuda::matmul_fast): faster prefill, but the logits are
+                               // NOT bitwise those of the CPU path and NOT batch-invariant; decode stays canonical
 };
+constexpr int32_t k_fast_prefill_rows = 16;  // batch rows from which --fast-prefill takes the cuBLAS path
 constexpr uint64_t k_device_margin = 256ull << 20;  // bytes left free for the CUDA context, cuBLAS-free kernels' stacks
 
 enum class copy_kind : uint8_t { host_to_device, device_to_host, device_to_device, host_to_host };
@@ -59,6 +63,7 @@ class backend : public std::enable_shared_from_this<backend> {
   const char* name() const { return backend_kind_name(kind()); }
   virtual std::string describe() const = 0;  // one line: device, memory, budget, mode
   virtual bool unified() const { return false; }
+  virtual bool fast_prefill() const { return false; }  // see backend_options::fast_prefill
   // Makes the device current for the calling thread (CUDA's current device is per thread); cpu: nothing.
   virtual status activate() { return {}; }
 

@@ -68,8 +68,9 @@ class cuda_kv_allocator final : public kv_block_allocator {
 
 class cuda_backend final : public backend {
  public:
-  cuda_backend(int dev, uint64_t budget, bool unified, bool host_ptr_ok, std::string desc)
-      : backend(budget), dev_(dev), unified_(unified), host_ptr_ok_(host_ptr_ok), desc_(std::move(desc)) {}
+  cuda_backend(int dev, uint64_t budget, bool unified, bool fast_prefill, bool host_ptr_ok, std::string desc)
+      : backend(budget), dev_(dev), unified_(unified), fast_prefill_(fast_prefill), host_ptr_ok_(host_ptr_ok),
+        desc_(std::move(desc)) {}
   ~cuda_backend() override {
     cudaSetDevice(dev_);
     for (auto& [p, n] : sizes_) cudaFree(p);  // only what an owner forgot to free
@@ -77,9 +78,11 @@ class cuda_backend final : public backend {
   }
   backend_kind kind() const override { return backend_kind::cuda; }
   std::string describe() const override {
-    return desc_ + ", budget " + std::to_string(budget_ >> 20) + " MiB" + (unified_ ? ", unified" : "");
+    return desc_ + ", budget " + std::to_string(budget_ >> 20) + " MiB" + (unified_ ? ", unified" : "") +
+           (fast_prefill_ ? ", fast prefill (cuBLAS fp16: prompt logits NOT bitwise, NOT batch-invariant)" : "");
   }
   bool unified() const override { return unified_; }
+  bool fast_prefill() const override { return fast_prefill_; }
   status activate() override { return cuda_ok(cudaSetDevice(dev_), "cudaSetDevice"); }
 
   result<void*> alloc(uint64_t bytes) override {
@@ -190,6 +193,7 @@ class cuda_backend final : public backend {
  private:
   int dev_ = 0;
   bool unified_ = false;
+  bool fast_prefill_ = false;
   bool host_ptr_ok_ = false;  // cudaDevAttrCanUseHostPointerForRegisteredMem
   std::string desc_;
   mutable std::mutex reg_mu_;
@@ -233,7 +237,7 @@ result<std::shared_ptr<backend>> make_backend_cuda(const backend_options& o) {
                            std::to_string(prop.minor) + ", " + std::to_string(total_b >> 20) + " MiB" +
                            (integrated ? ", integrated" : "") + ")";
   return std::shared_ptr<backend>(
-      std::make_shared<cuda_backend>(o.device, budget, o.unified || integrated != 0, host_ptr != 0, desc));
+      std::make_shared<cuda_backend>(o.device, budget, o.unified || integrated != 0, o.fast_prefill, host_ptr != 0, desc));
 }
 
 #endif

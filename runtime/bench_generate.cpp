@@ -1,9 +1,11 @@
 // lime-bench generate: prompt processing (ppN) and generation (tgN) throughput of a model through session, printed
-// as llama-bench's markdown table so the two can be read side by side, plus the tg bandwidth roofline; with --seqs,
-// batched decode rows (tgN xB, bench_generate_batched.cpp).
+// as llama-bench's markdown table so the two can be read side by side, plus the tg bandwidth roofline (CPU: paired
+// probes; GPU: the device's copy rates); with --seqs, batched decode rows (tgN xB, bench_generate_batched.cpp).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "kernels/cpu/cpu_tuning.h"
@@ -30,6 +32,66 @@ double stddev(const std::vector<double>& v) {
   double ss = 0;
   for (double x : v) ss += (x - mean) * (x - mean);
   return std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+
+// The GPU's two copy rates, the rooflines of its decode rows: device to device (bytes read + written) and
+// page-locked host to device (streamed weights), 256 MiB each, best of 5, timed around copy + synchronize through the
+// backend interface on a second backend of the same device (the session's may have too small a budget).
+struct device_links {
+  double d2d_gbs = 0, h2d_gbs = 0;
+};
+
+result<device_links> measure_device_links(const backend_options& session_opts) {
+  backend_options o = session_opts;
+  o.device_budget = 0;
+  o.unified = false;
+  LIME_TRY(std::shared_ptr<backend> be, make_backend(o));
+  const uint64_t bytes = 256ull << 20;
+  struct held {
+    backend& be;
+    void *a = nullptr, *b = nullptr, *h = nullptr;
+    stream_handle s = nullptr;
+    ~held() {
+      be.free(a);
+      be.free(b);
+      be.free_host(h);
+      be.stream_destroy(s);
+    }
+  } m{*be};
+  LIME_TRY(m.a, be->alloc(bytes));
+  LIME_TRY(m.b, be->alloc(bytes));
+  LIME_TRY(m.h, be->alloc_host(bytes));
+  LIME_TRY(m.s, be->stream_create());
+  std::memset(m.h, 1, bytes);
+  auto best_seconds = [&](void* dst, const void* src, copy_kind kind) -> result<double> {
+    double best = 1e30;
+    for (int i = 0; i < 6; ++i) {  // the first one warms up
+      const auto t0 = std::chrono::steady_clock::now();
+      LIME_TRY_VOID(be->copy_async(dst, src, bytes, kind, m.s));
+      LIME_TRY_VOID(be->synchronize(m.s));
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (i > 0) best = std::min(best, s);
+    }
+    return best;
+  };
+  device_links l;
+  LIME_TRY(double h2d, best_seconds(m.a, m.h, copy_kind::host_to_device));
+  LIME_TRY(double d2d, best_seconds(m.b, m.a, copy_kind::device_to_device));
+  l.h2d_gbs = static_cast<double>(bytes) / h2d * 1e-9;
+  l.d2d_gbs = 2.0 * static_cast<double>(bytes) / d2d * 1e-9;
+  return l;
+}
+
+// Bytes of weights one decode pass reads: every layer's tensors, the output norm and the head (not the embedding
+// table: its rows are gathered on the host).
+uint64_t pass_weight_bytes(const model& m) {
+  uint64_t b = m.output().n_bytes + m.output_norm().n_bytes;
+  for (int32_t l = 0; l < m.hparams().n_layer; ++l) {
+    const layer_weights& w = m.layer(l);
+    for (const weight_view* v : {&w.attn_norm, &w.wq, &w.wk, &w.wv, &w.wo, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down})
+      b += v->n_bytes;
+  }
+  return b;
 }
 
 // "llama 1B Q4_K - Medium" in llama-bench's style: architecture, size class from the parameter count, file type.
@@ -183,8 +245,25 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   }
 
   if (on_cuda) {
-    std::fprintf(out, "\nbackend: %s; device memory peak %.2f MiB\n", s->device().describe().c_str(),
-                 static_cast<double>(s->device().peak()) / (1024.0 * 1024.0));
+    std::fprintf(out, "\nbackend: %s; device memory peak %.2f MiB\nweights: %s\n", s->device().describe().c_str(),
+                 static_cast<double>(s->device().peak()) / (1024.0 * 1024.0), s->engine().describe_weights().c_str());
+    auto links = measure_device_links(o.backend);
+    if (!links) return links.err();
+    const double pass = static_cast<double>(pass_weight_bytes(m));
+    const double streamed = static_cast<double>(s->engine().streamed_bytes_per_pass());
+    std::fprintf(out, "device copies: device-to-device %.0f GB/s (read + write), page-locked host-to-device %.1f GB/s\n",
+                 links->d2d_gbs, links->h2d_gbs);
+    for (size_t i = 0; i < n_single; ++i) {
+      const test_result& r = results[i];
+      if (r.name.rfind("tg", 0) != 0) continue;
+      const double ts = bench_median(r.ts);
+      std::fprintf(out, "%s: %.1f MiB of weights per token x %.2f t/s = %.0f GB/s, %.1f%% of the device-to-device copy",
+                   r.name.c_str(), pass / 1048576.0, ts, pass * ts * 1e-9, 100.0 * pass * ts * 1e-9 / links->d2d_gbs);
+      if (streamed > 0)
+        std::fprintf(out, "; %.1f MiB streamed per token = %.1f GB/s, %.1f%% of the host-to-device copy",
+                     streamed / 1048576.0, streamed * ts * 1e-9, 100.0 * streamed * ts * 1e-9 / links->h2d_gbs);
+      std::fprintf(out, "\n");
+    }
     return {};
   }
   const machine_roofline roof = bench_measure_roofline(s->n_threads(), *bw_buf);

@@ -1,7 +1,6 @@
 // lime-bench kernels --backend cuda: device-to-device copy bandwidth, then cuda::matvec GB/s per weight type at real
 // model shapes against it, and cuda::matmul (plus the cuBLAS matmul_fast) GFLOP/s at prefill batches. Built only
 // with LIME_HAVE_CUDA (runtime/CMakeLists.txt: lime_bench_cuda). Timing by cudaEvents; prints, asserts nothing.
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -108,11 +107,11 @@ status bench_kernels_cuda(const bench_kernels_options& opts, FILE* out) {
     std::fprintf(out, "device-to-device copy: %.1f MiB in %.3f ms = %.1f GB/s (read + write)\n",
                  static_cast<double>(bytes) / (1 << 20), s * 1e3, bw);
   }
-  cublasHandle_t handle = nullptr;
-  if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return make_error(errc::internal, "cublasCreate failed");
+  void* handle = nullptr;
+  LIME_TRY_VOID(kernel_err(cuda::blas_create(&handle), "cuBLAS"));
   struct handle_guard {
-    cublasHandle_t h;
-    ~handle_guard() { cublasDestroy(h); }
+    void* h;
+    ~handle_guard() { cuda::blas_destroy(h); }
   } guard{handle};
 
   std::fprintf(out, "\nWeights are a fixed byte pattern (decode speed does not depend on the values); matvec streams\n"

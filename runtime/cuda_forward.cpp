@@ -65,8 +65,9 @@ result<std::unique_ptr<cuda_forward>> cuda_forward::create(std::shared_ptr<backe
   const uint64_t kv_bytes = static_cast<uint64_t>(kv_missing) * kv_block;
   const uint64_t act_bytes = activation_bytes(hp, rows, out_rows, last);
   const uint64_t in_bytes = f->layout(rows, out_rows, std::min(kv.config().max_blocks, 64)).total;
+  const uint64_t fast_bytes = be->fast_prefill() ? fast_scratch_bytes(hp, rows) : 0;
   const uint64_t avail = be->available();
-  const uint64_t need = kv_bytes + act_bytes + in_bytes;
+  const uint64_t need = kv_bytes + act_bytes + in_bytes + fast_bytes;
   // Unified: the weights' share is read by a host weight store (it checks its own minimum); else one device slot.
   const uint64_t min_w = be->unified() ? 0 : cuda_weights::min_device_bytes(*a.m, r);
   if (avail < need + min_w)
@@ -104,6 +105,10 @@ result<std::unique_ptr<cuda_forward>> cuda_forward::create(std::shared_ptr<backe
   LIME_TRY(f->weights_, cuda_weights::create(be, *a.m, r, f->src_, wc, f->compute_, f->copy_));
   LIME_TRY_VOID(f->grow_scratch(rows, out_rows));
   LIME_TRY_VOID(f->grow_inputs(in_bytes));
+  if (be->fast_prefill()) {
+    LIME_TRY_VOID(kernel_ok(cuda::blas_create(&f->blas_), "cublasCreate"));
+    LIME_TRY_VOID(f->grow_fast_scratch(rows));
+  }
   return f;
 }
 
@@ -114,6 +119,8 @@ cuda_forward::~cuda_forward() {
   if (copy_) (void)be_->synchronize(copy_);
   weights_.reset();
   be_->free(act_);
+  be_->free(fast_scratch_);
+  cuda::blas_destroy(blas_);
   be_->free(s_.logits);
   be_->free(in_dev_);
   be_->free_host(in_host_);
@@ -123,6 +130,14 @@ cuda_forward::~cuda_forward() {
   own_store_.reset();  // its buffers are unregistered through the (still alive) backend
 }
 
+status cuda_forward::matmul(const weight_view& m, const float* x, size_t n, float* y) {
+  const cuda::matmul_args a{m.type, m.data, m.n_rows, m.k, x, static_cast<int64_t>(n), y};
+  if (!blas_ || n < static_cast<size_t>(k_fast_prefill_rows)) return kernel_ok(cuda::matmul(a, compute_), "matmul");
+  LIME_TRY_VOID(grow_fast_scratch(n));
+  return kernel_ok(cuda::matmul_fast(a, blas_, fast_scratch_, fast_scratch_bytes(model_->hparams(), fast_rows_), compute_),
+                   "matmul_fast");
+}
+
 status cuda_forward::attention_block(int32_t layer, const layer_weights& w, size_t n_rows, const input_layout& lay) {
   const model_hparams& hp = model_->hparams();
   const int64_t n = static_cast<int64_t>(n_rows);
@@ -130,9 +145,7 @@ status cuda_forward::attention_block(int32_t layer, const layer_weights& w, size
   const int64_t kl = layer - range_.lo;
   const tensor_type kv_type = kv_->config().type;
   cuda::stream_t st = compute_;
-  auto mm = [&](const weight_view& m, const float* x, float* y) {
-    return kernel_ok(cuda::matmul(cuda::matmul_args{m.type, m.data, m.n_rows, m.k, x, n, y}, st), "matmul");
-  };
+  auto mm = [&](const weight_view& m, const float* x, float* y) { return matmul(m, x, n_rows, y); };
   uint8_t* in = static_cast<uint8_t*>(in_dev_);
 
   // --- norm, q/k/v projections, rope
@@ -180,9 +193,7 @@ status cuda_forward::ffn_block(const layer_weights& w, size_t n_rows) {
   const model_hparams& hp = model_->hparams();
   const int64_t n = static_cast<int64_t>(n_rows);
   cuda::stream_t st = compute_;
-  auto mm = [&](const weight_view& m, const float* x, float* y) {
-    return kernel_ok(cuda::matmul(cuda::matmul_args{m.type, m.data, m.n_rows, m.k, x, n, y}, st), "matmul");
-  };
+  auto mm = [&](const weight_view& m, const float* x, float* y) { return matmul(m, x, n_rows, y); };
   LIME_CK(cuda::rmsnorm(s_.x, static_cast<const float*>(w.ffn_norm.data), s_.cur, n, hp.n_embd, hp.rms_eps, st), "rmsnorm");
   LIME_TRY_VOID(mm(w.w_gate, s_.cur, s_.gate));
   LIME_TRY_VOID(mm(w.w_up, s_.cur, s_.up));

@@ -30,6 +30,8 @@ class cuda_forward final : public forward_engine {
   result<void> run(const micro_batch& batch, forward_output& out) override;
   layer_range range() const override { return range_; }
   const cuda_weights_stats& weight_stats() const { return weights_->stats(); }
+  std::string describe_weights() const override { return weights_->stats().describe(); }
+  uint64_t streamed_bytes_per_pass() const override { return weights_->stats().streamed_per_pass; }
 
  private:
   // Offsets of one batch's inputs in the staging buffer (host) and its device twin. Bytes, 256-aligned.
@@ -53,10 +55,15 @@ class cuda_forward final : public forward_engine {
   static uint64_t activation_bytes(const model_hparams& hp, size_t rows, size_t out_rows, bool last);
   status grow_scratch(size_t rows, size_t out_rows);
   status grow_inputs(uint64_t bytes);
+  // --fast-prefill: scratch for cuda::matmul_fast at n rows (fp16 x and weight tiles), grown like the activations.
+  static uint64_t fast_scratch_bytes(const model_hparams& hp, size_t rows);
+  status grow_fast_scratch(size_t rows);
   input_layout layout(size_t n, size_t n_out, int32_t max_blocks) const;
   // cuda_forward_batch.cpp: fills the staging buffer for the batch and queues its upload on the compute stream.
   status stage_inputs(const micro_batch& b, const input_layout& lay);
   // cuda_forward.cpp: the kernels of one layer and of the head, queued on the compute stream.
+  // y[n, m.n_rows] = x[n, m.k] * m^T: the canonical kernel, or cuBLAS for n >= k_fast_prefill_rows with --fast-prefill.
+  status matmul(const weight_view& m, const float* x, size_t n, float* y);
   status attention_block(int32_t layer, const layer_weights& w, size_t n, const input_layout& lay);
   status ffn_block(const layer_weights& w, size_t n);
   status output_head(size_t n, size_t n_out, const input_layout& lay, forward_output& out);
@@ -80,6 +87,9 @@ class cuda_forward final : public forward_engine {
   uint64_t out_cap_ = 0;
   std::vector<double> inv_freq_;             // [n_rot / 2] the model's rope table
   std::vector<const void*> kt_, vt_;         // one sequence's block table (host scratch)
+  void* blas_ = nullptr;                     // --fast-prefill: a cuBLAS handle
+  void* fast_scratch_ = nullptr;             // --fast-prefill: device scratch [fast_rows_ rows' worth]
+  size_t fast_rows_ = 0;
 };
 
 }  // namespace lime

@@ -64,6 +64,23 @@ status cuda_forward::grow_scratch(size_t rows, size_t out_rows) {
   return {};
 }
 
+// Tiles of up to 2048 weight rows: few enough GEMM calls per matrix, and a bounded share of the device budget
+// (about 60 MiB at Llama-3-8B's n_ff with 512 rows).
+uint64_t cuda_forward::fast_scratch_bytes(const model_hparams& hp, size_t rows) {
+  const int64_t k = std::max({hp.n_embd, hp.n_embd_q(), hp.n_ff});
+  return cuda::matmul_fast_scratch_bytes(k, static_cast<int64_t>(rows), 2048);
+}
+
+status cuda_forward::grow_fast_scratch(size_t rows) {
+  if (rows <= fast_rows_ && fast_scratch_) return {};
+  be_->free(fast_scratch_);  // cudaFree waits for queued work that may still read it
+  fast_scratch_ = nullptr;
+  fast_rows_ = 0;
+  LIME_TRY(fast_scratch_, be_->alloc(fast_scratch_bytes(model_->hparams(), rows)));
+  fast_rows_ = rows;
+  return {};
+}
+
 status cuda_forward::grow_inputs(uint64_t bytes) {
   if (bytes <= in_cap_ && in_dev_) return {};
   be_->free(in_dev_);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "runtime/kv_cache.h"
@@ -81,6 +82,10 @@ class forward_engine {
   // Errors as forward_pass::run, plus the device's (out_of_memory past its budget, io_error with the CUDA error).
   virtual result<void> run(const micro_batch& batch, forward_output& out) = 0;
   virtual layer_range range() const = 0;
+  // Where a device engine keeps the weights (one line; empty for the CPU pass) and the bytes it copies to the
+  // device per pass when they do not all fit (0: all resident, or no device).
+  virtual std::string describe_weights() const { return {}; }
+  virtual uint64_t streamed_bytes_per_pass() const { return 0; }
 };
 
 // The checks every engine makes before computing (token ids, sizes, positions) and the KV reservation for the

@@ -79,6 +79,7 @@ class session {
   const weight_store* weights() const { return store_.get(); }
   const mem_budget_split* budget() const { return budget_ ? &*budget_ : nullptr; }
   const backend& device() const { return *backend_; }
+  const forward_engine& engine() const { return *fwd_; }
 
  private:
   session() = default;

@@ -1,7 +1,14 @@
 // matmul_fast: the opt-in fast prefill. x and tiles of W are rounded to fp16 into caller scratch and multiplied by
 // cublasGemmEx with fp32 accumulation. Gives up bitwise equality and batch invariance (cuBLAS picks the order).
+// cuBLAS is opened on first use (dlopen), never linked: see blas().
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
+
+#include <string>
+#include <type_traits>
+#ifdef CUBLAS_VER_MAJOR  // the real cuBLAS header (scripts/cuda-emu's stand-in defines the functions inline)
+#include <dlfcn.h>
+#endif
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/dequant.cuh"
@@ -42,11 +49,71 @@ __global__ void to_f16_kernel(const float* x, __half* y, int64_t n) {
   }
 }
 
+// The cuBLAS calls matmul_fast makes, resolved at first use. Linking libcublas (and the libcublasLt it needs) costs
+// every process about 210 MiB of resident memory at start, before any call (measured: an empty program linked with
+// both starts at 213 MiB RSS, 1 MiB without): a memory-budgeted node cannot afford that, and only --fast-prefill
+// needs cuBLAS. The library stays loaded for the process's life.
+using gemm_ex_fn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                                      const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
+                                      cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);  // (the header overloads it)
+
+struct blas_api {
+  decltype(&cublasCreate) create = nullptr;
+  decltype(&cublasDestroy) destroy = nullptr;
+  decltype(&cublasSetStream) set_stream = nullptr;
+  decltype(&cublasSetPointerMode) set_pointer_mode = nullptr;
+  gemm_ex_fn gemm_ex = nullptr;
+  decltype(&cublasGetStatusString) status_string = nullptr;
+  std::string error;  // why it could not be loaded ("" when loaded)
+};
+
+const blas_api& blas() {
+  static const blas_api api = [] {
+    blas_api a;
+#ifdef CUBLAS_VER_MAJOR
+    const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+    void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      const char* why = dlerror();
+      a.error = "cuBLAS (" + name + ") could not be loaded: " + (why ? why : "unknown error");
+      return a;
+    }
+    auto sym = [&](auto& fn, const char* s) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, s));
+      if (!fn && a.error.empty()) a.error = std::string("cuBLAS (") + name + ") has no " + s;
+    };
+    sym(a.create, "cublasCreate_v2");
+    sym(a.destroy, "cublasDestroy_v2");
+    sym(a.set_stream, "cublasSetStream_v2");
+    sym(a.set_pointer_mode, "cublasSetPointerMode_v2");
+    sym(a.gemm_ex, "cublasGemmEx");
+    sym(a.status_string, "cublasGetStatusString");
+#else
+    a.create = &cublasCreate;
+    a.destroy = &cublasDestroy;
+    a.set_stream = &cublasSetStream;
+    a.set_pointer_mode = &cublasSetPointerMode;
+    a.gemm_ex = &cublasGemmEx;
+    a.status_string = &cublasGetStatusString;
+#endif
+    return a;
+  }();
+  return api;
+}
+
+// Not loadable: the status carries why (CUBLAS_STATUS_NOT_INITIALIZED, the loader's message).
+cuda_status blas_missing() {
+  cuda_status st;
+  st.cublas_error = 1;  // CUBLAS_STATUS_NOT_INITIALIZED
+  st.message = blas().error.c_str();
+  return st;
+}
+
 cuda_status cublas_status(cublasStatus_t s) {
   cuda_status st;
   if (s != CUBLAS_STATUS_SUCCESS) {
     st.cublas_error = static_cast<int>(s);
-    st.message = cublasGetStatusString(s);
+    st.message = blas().status_string ? blas().status_string(s) : "cuBLAS error";
   }
   return st;
 }
@@ -88,9 +155,11 @@ cuda_status matmul_fast(const matmul_args& a, void* cublas_handle, void* scratch
   cuda_status ls = launch_status();
   if (!ls.ok()) return ls;
 
+  const blas_api& api = blas();
+  if (!api.error.empty()) return blas_missing();
   auto handle = static_cast<cublasHandle_t>(cublas_handle);
-  cuda_status cs = cublas_status(cublasSetStream(handle, s));
-  if (cs.ok()) cs = cublas_status(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));  // alpha, beta below
+  cuda_status cs = cublas_status(api.set_stream(handle, s));
+  if (cs.ok()) cs = cublas_status(api.set_pointer_mode(handle, CUBLAS_POINTER_MODE_HOST));  // alpha, beta below
   if (!cs.ok()) return cs;
   const int64_t w_row_bytes = static_cast<int64_t>(tensor_row_bytes(a.w_type, a.k));
   const float alpha = 1.0f, beta = 0.0f;
@@ -106,13 +175,26 @@ cuda_status matmul_fast(const matmul_args& a, void* cublas_handle, void* scratch
     if (!ls.ok()) return ls;
     // Column-major view: W tile = A (k x m, lda k), x = B (k x n_cols, ldb k), y = C (n_rows x n_cols, ldc
     // y_stride) from row r0: C = A^T B, i.e. y[c, r0 + i] = sum_e W[r0 + i, e] x[c, e].
-    cs = cublas_status(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(a.n_cols),
-                                    static_cast<int>(a.k), &alpha, w16, CUDA_R_16F, static_cast<int>(a.k), x16,
-                                    CUDA_R_16F, static_cast<int>(a.k), &beta, a.y + r0, CUDA_R_32F,
-                                    static_cast<int>(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    cs = cublas_status(api.gemm_ex(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(a.n_cols),
+                                   static_cast<int>(a.k), &alpha, w16, CUDA_R_16F, static_cast<int>(a.k), x16, CUDA_R_16F,
+                                   static_cast<int>(a.k), &beta, a.y + r0, CUDA_R_32F, static_cast<int>(ldy),
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (!cs.ok()) return cs;
   }
   return {};
+}
+
+cuda_status blas_create(void** handle) {
+  *handle = nullptr;
+  if (!blas().error.empty()) return blas_missing();
+  cublasHandle_t h = nullptr;
+  const cuda_status st = cublas_status(blas().create(&h));
+  if (st.ok()) *handle = h;
+  return st;
+}
+
+void blas_destroy(void* handle) {
+  if (handle && blas().destroy) blas().destroy(static_cast<cublasHandle_t>(handle));
 }
 
 }  // namespace lime::cuda

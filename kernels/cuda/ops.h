@@ -49,6 +49,9 @@ cuda_status matmul_fast(const matmul_args& a, void* cublas_handle, void* scratch
                         stream_t stream);
 // Scratch bytes for tiles of tile_rows weight rows: the fp16 copy of x, then one fp16 tile.
 size_t matmul_fast_scratch_bytes(int64_t k, int64_t n_cols, int64_t tile_rows);
+// A cuBLAS handle for matmul_fast (callers outside kernels/cuda need no cuBLAS header); destroy(nullptr) is a no-op.
+cuda_status blas_create(void** handle);
+void blas_destroy(void* handle);
 
 // rmsnorm of n_rows rows of n elements: y = (x * (1 / sqrt(dot_canonical(x, x) / n + eps))) * w, as
 // cpu::rmsnorm_ref. w: [n] f32 or nullptr. x and y may alias.

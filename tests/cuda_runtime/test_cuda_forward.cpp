@@ -1,8 +1,11 @@
 // cuda_forward against the CPU forward pass, bit for bit: every weight type, f16 KV, batch sizes 1/7/64, concurrent
-// sequences in one batch, layer ranges that start or end inside the model, and the errors. Skips without a device.
+// sequences in one batch, layer ranges that start or end inside the model, and the errors; --fast-prefill within
+// its tolerance. Skips without a device.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
+#include <string>
 
 #include "tests/cuda_runtime/cuda_runtime_test_util.h"
 
@@ -81,6 +84,44 @@ TEST(cuda_forward, batch_of_1_7_64_gives_the_cpu_bits) {
     ASSERT_TRUE(gpu.ok()) << gpu.st.err().message;
     EXPECT_EQ(bit_diff(want, test::logits_all(gpu, toks, chunk)), "") << "chunk " << chunk;
   }
+}
+
+// --fast-prefill: batches of k_fast_prefill_rows tokens or more go through cuBLAS in fp16. Below that (decode, small
+// batches) every bit is still the CPU's; at or above it the logits are close to the CPU's but not equal (the opt-in
+// gives up bitwise equality: the test makes sure the fast path really ran). Tolerance: relative L2 error of the
+// whole logit block under 1e-2 (fp16 inputs carry ~5e-4 relative error per product).
+TEST(cuda_forward, fast_prefill_is_close_and_small_batches_stay_bitwise) {
+  LIME_REQUIRE_CUDA();
+  auto m = test::make_tiny_model(spec_for(tensor_type::q8_0));
+  ASSERT_TRUE(m.ok());
+  const int32_t n_layer = m->hparams().n_layer;
+  auto toks = test::tokens_for(9, 48, m->hparams().n_vocab);
+  engine cpu(*m, {0, n_layer}, test::cpu_opts());
+  ASSERT_TRUE(cpu.ok());
+  const std::vector<float> want = test::logits_all(cpu, toks, 48);
+  backend_options fast = test::cuda_opts();
+  fast.fast_prefill = true;
+  {
+    engine gpu(*m, {0, n_layer}, fast);
+    ASSERT_TRUE(gpu.ok()) << gpu.st.err().message;
+    EXPECT_TRUE(gpu.be->fast_prefill());
+    EXPECT_NE(gpu.be->describe().find("NOT bitwise"), std::string::npos) << gpu.be->describe();
+    EXPECT_EQ(bit_diff(want, test::logits_all(gpu, toks, k_fast_prefill_rows - 1)), "") << "small batches are canonical";
+  }
+  engine gpu(*m, {0, n_layer}, fast);
+  ASSERT_TRUE(gpu.ok()) << gpu.st.err().message;
+  const std::vector<float> got = test::logits_all(gpu, toks, 48);
+  ASSERT_EQ(got.size(), want.size());
+  double diff2 = 0, ref2 = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << "at " << i;
+    diff2 += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+    ref2 += static_cast<double>(want[i]) * want[i];
+  }
+  const double rel = std::sqrt(diff2 / ref2);
+  RecordProperty("fast_prefill_rel_l2", std::to_string(rel));
+  EXPECT_GT(rel, 0.0) << "the fast path did not run";
+  EXPECT_LT(rel, 1e-2);
 }
 
 // Three sequences advance together, one row each per batch after a joint prefill, and only some rows want logits:
