@@ -82,16 +82,11 @@ result<device_links> measure_device_links(const backend_options& session_opts) {
   return l;
 }
 
-// Bytes of weights one decode pass reads: every layer's tensors, the output norm and the head (not the embedding
-// table: its rows are gathered on the host).
-uint64_t pass_weight_bytes(const model& m) {
-  uint64_t b = m.output().n_bytes + m.output_norm().n_bytes;
-  for (int32_t l = 0; l < m.hparams().n_layer; ++l) {
-    const layer_weights& w = m.layer(l);
-    for (const weight_view* v : {&w.attn_norm, &w.wq, &w.wk, &w.wv, &w.wo, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down})
-      b += v->n_bytes;
-  }
-  return b;
+// Bytes of weights one decoded token reads: every layer's weights, the final norm and the head, plus one embedding
+// row. The roofline of the tg rows, CPU and GPU alike.
+uint64_t weight_bytes_per_token(const model& m) {
+  const weight_view& e = m.tok_embd();
+  return m.weight_bytes() - (m.tied_embeddings() ? 0 : e.n_bytes) + e.n_bytes / static_cast<uint64_t>(e.n_rows);
 }
 
 // "llama 1B Q4_K - Medium" in llama-bench's style: architecture, size class from the parameter count, file type.
@@ -249,7 +244,7 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
                  static_cast<double>(s->device().peak()) / (1024.0 * 1024.0), s->engine().describe_weights().c_str());
     auto links = measure_device_links(o.backend);
     if (!links) return links.err();
-    const double pass = static_cast<double>(pass_weight_bytes(m));
+    const double pass = static_cast<double>(weight_bytes_per_token(m));
     const double streamed = static_cast<double>(s->engine().streamed_bytes_per_pass());
     std::fprintf(out, "device copies: device-to-device %.0f GB/s (read + write), page-locked host-to-device %.1f GB/s\n",
                  links->d2d_gbs, links->h2d_gbs);
@@ -289,9 +284,7 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   }
   if (!o.n_prompt.empty()) std::fprintf(out, "\n");
   if (o.n_gen > 0) {
-    // Bytes one decoded token reads: every layer's weights, the final norm and the head, plus one embedding row.
-    const weight_view& e = m.tok_embd();
-    const uint64_t per_token = m.weight_bytes() - (m.tied_embeddings() ? 0 : e.n_bytes) + e.n_bytes / static_cast<uint64_t>(e.n_rows);
+    const uint64_t per_token = weight_bytes_per_token(m);
     const double roof_ts = roof.bw_all * 1e9 / static_cast<double>(per_token);
     const test_result& single = results[n_single - 1];
     const double tg = bench_median(single.ts);
