@@ -18,8 +18,10 @@ void usage() {
                "usage: lime-bench kernels [--types f32,q4_0,...] [--shapes stories110M,llama-3.2-1b] [--batches 16,64,512]\n"
                "                          [--matmuls ffn_up,ffn_down,attn_q,output]\n"
                "                          [-t THREADS] [--stream-mib N] [--max-gflop F] [--bw-mib N] [--backend cpu|cuda]\n"
-               "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [--bw-mib N] [--seqs 2,4,8]\n"
-               "                           [--backend cpu|cuda|auto] [--device-budget SIZE] [--cuda-unified] [--fast-prefill]\n"
+               "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [-d 512,2048]\n"
+               "                           [--bw-mib N] [--seqs 2,4,8]"
+               " [--backend cpu|cuda|auto] [--device-budget SIZE] [--cuda-unified]\n"
+               "                           [--fast-prefill]\n"
                "       lime-bench offload -m MODEL.gguf [--budgets 100%%,75%%,50%%,25%%|384M,...] [-t THREADS] [-n 16] [-r 3]\n"
                "                          [--io-threads 2] [--ring-depth 0] [--no-mmap] [--no-ablation]\n");
 }
@@ -109,6 +111,8 @@ int main(int argc, char** argv) {
     } else if (cmd == "generate" && (a == "-r" || a == "--repetitions")) {
       ok = to_int(v, 1, 1000, &n);
       go.reps = static_cast<int32_t>(n);
+    } else if (cmd == "generate" && (a == "-d" || a == "--n-depth")) {
+      ok = to_ints(v, &go.depths);  // each >= 1: depth 0 is the plain tg row
     } else if (cmd == "generate" && a == "--seqs") {
       ok = to_ints(v, &go.n_seqs);
       for (int32_t b : go.n_seqs) ok = ok && b >= 1 && b <= 256;

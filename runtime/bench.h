@@ -139,11 +139,14 @@ struct bench_generate_options {
   uint64_t bw_buffer_bytes = 1ull << 30;
   backend_options backend;           // cpu (default) or cuda (runtime/backend.h)
   std::vector<int32_t> n_seqs;       // batched decode: sequences decoded together (CPU; empty: none)
+  std::vector<int32_t> depths;       // tg also after this many context tokens (llama-bench's -d; empty: none)
 };
 // Prints llama-bench's markdown table (model | size | params | backend | threads | test | t/s) with the median of
 // `reps` runs ± the standard deviation, each run on a fresh KV cache; then (CPU) each pp figure as a % of the
 // measured FMA peak (flops of the layer matmuls and of attention per prompt token), the weight bytes read per
 // generated token and the tg figure as a % of the bandwidth roofline (with cuda the device and its weight plan instead).
+// A tg row at depth d ("tg128 @ d1024") decodes after d prompt tokens (evaluated first, not timed); its roofline
+// counts the KV cache read per token too (every earlier position's K and V in every layer).
 // Errors: those of model::load and session.
 status bench_generate(const bench_generate_options& o, FILE* out);
 

@@ -140,6 +140,7 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   cfg.n_threads = o.n_threads;
   int32_t need = o.n_gen + 1;
   for (int32_t p : o.n_prompt) need = std::max(need, p);
+  for (int32_t d : o.depths) need = std::max(need, d + o.n_gen + 1);
   cfg.n_ctx = need;
   cfg.n_batch = 512;
   cfg.backend = o.backend;
@@ -192,15 +193,29 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     }
     results.push_back(r);
   }
-  if (o.n_gen > 0) {
-    test_result r{"tg" + std::to_string(o.n_gen), {}, {}};
+  // tg at depth 0 (the last of these rows is the one the roofline line reads) and at each depth of o.depths.
+  std::vector<int32_t> tg_depths = o.depths;
+  if (o.n_gen > 0) tg_depths.push_back(0);
+  for (int32_t d : o.n_gen > 0 ? tg_depths : std::vector<int32_t>{}) {
+    test_result r{"tg" + std::to_string(o.n_gen) + (d > 0 ? " @ d" + std::to_string(d) : ""), {}, {}};
     for (int32_t rep = 0; rep < o.reps; ++rep) {
       s->reset();
       sampling_params sp;
       sp.temperature = 0.f;
-      // One prompt token then n_gen - 1 decodes: n_gen forward passes of one token each, as llama-bench's tg.
+      // The context first (not timed), then one more prompt token and n_gen - 1 decodes: n_gen forward passes of
+      // one token each, as llama-bench's tg.
+      std::vector<int32_t> prompt = prompt_of(d + 1, 100 + static_cast<uint64_t>(rep));
+      if (d > 0) {
+        LIME_TRY(generation_stats ctx, s->generate(std::vector<int32_t>(prompt.begin(), prompt.begin() + d), sp, 0,
+                                                   nullptr, nullptr, true));
+        (void)ctx;
+      }
       const double before = on_cuda ? 0.0 : bw_probe();
-      LIME_TRY(generation_stats st, s->generate(prompt_of(1, 100 + static_cast<uint64_t>(rep)), sp, o.n_gen, nullptr, nullptr, true));
+      LIME_TRY(generation_stats st, s->generate(prompt, sp, o.n_gen, nullptr, nullptr, true));
+      if (st.n_prompt_cached != d) {
+        const std::string got = std::to_string(st.n_prompt_cached) + " of " + std::to_string(d);
+        return make_error(errc::internal, "bench: the depth's context was not reused (" + got + " tokens)");
+      }
       r.ts.push_back(static_cast<double>(o.n_gen) / (st.prompt_seconds + st.gen_seconds));
       if (!on_cuda) r.probe.push_back(0.5 * (before + bw_probe()));
     }
@@ -292,6 +307,18 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
                  "measured %.2f t/s = %.1f%% of roofline%s\n",
                  static_cast<double>(per_token) / (1024.0 * 1024.0), roof.bw_all, roof.n_threads, roof_ts, tg, 100.0 * tg / roof_ts,
                  paired_line(single, static_cast<double>(per_token) * 1e-9, "GB/s").c_str());
+    // Depth rows: token i of n_gen attends d + i + 1 positions, each position's K and V rows of every layer read.
+    const double kv_elem = s->kv().config().type == tensor_type::f16 ? 2.0 : 4.0;
+    const double kv_row_bytes = 2.0 * hp.n_layer * static_cast<double>(hp.n_embd_kv()) * kv_elem;
+    for (size_t i = 0; i < o.depths.size(); ++i) {
+      const test_result& r = results[n_single - 1 - o.depths.size() + i];
+      const double kv = kv_row_bytes * (o.depths[i] + (o.n_gen + 1) / 2.0), bytes = static_cast<double>(per_token) + kv;
+      const double roof_d = roof.bw_all * 1e9 / bytes, ts = bench_median(r.ts);
+      std::fprintf(out, "%s: %.2f MiB of weights + %.2f MiB of KV cache read per token (on average) -> roofline %.2f t/s; "
+                   "measured %.2f t/s = %.1f%% of roofline%s\n",
+                   r.name.c_str(), static_cast<double>(per_token) / (1024.0 * 1024.0), kv / (1024.0 * 1024.0), roof_d, ts,
+                   100.0 * ts / roof_d, paired_line(r, bytes * 1e-9, "GB/s").c_str());
+    }
     for (size_t i = n_single; i < results.size(); ++i) {
       const double ts = bench_median(results[i].ts);
       const int32_t b = o.n_seqs[i - n_single];

@@ -16,7 +16,7 @@ namespace ops {
 // floats, n_chunks those of the item that sees most): the scores are computed once, and each item's chunks are
 // merged once its M is known. s: ni * k_attn_chunk floats; o_sum: hd floats.
 template <class V, class T>
-void items_kept(const attention_args& a, const item* it, int32_t ni, int32_t kvh, int32_t n_chunks, float* saved,
+void items_kept(const attention_args& a, const item* it, int32_t ni, int32_t n_chunks, float* saved,
                 float* s, float* o_sum) {
   const int32_t hd = a.head_dim;
   const int64_t per_item = static_cast<int64_t>(n_chunks) * (hd + 2);  // [n_chunks] m_c, l_c; [n_chunks, hd] o_c
@@ -25,7 +25,7 @@ void items_kept(const attention_args& a, const item* it, int32_t ni, int32_t kvh
   chunk_sums cs[k_joint_items];
   for (int32_t c = 0; c < n_chunks; ++c) {
     for (int32_t h = 0; h < ni; ++h) o[h] = saved + h * per_item + 2 * n_chunks + c * hd;
-    const joint g = make_joint(it, ni, kvh, c, s, o);
+    const joint g = make_joint(it, ni, c, s, o);
     chunk<V, T>(a, g, m_all, cs);
     for (int32_t h = 0; h < ni; ++h) {
       if (g.seen(h) == 0) continue;
@@ -47,7 +47,7 @@ void items_kept(const attention_args& a, const item* it, int32_t ni, int32_t kvh
 // The same items when their per-chunk results do not fit: a first pass finds each item's M, the second merges each
 // chunk as soon as it is done (the reference's way). s: ni * k_attn_chunk floats; o_c, o_sums: ni * hd each.
 template <class V, class T>
-void items_two_pass(const attention_args& a, const item* it, int32_t ni, int32_t kvh, int32_t n_chunks, float* o_c,
+void items_two_pass(const attention_args& a, const item* it, int32_t ni, int32_t n_chunks, float* o_c,
                     float* o_sums, float* s) {
   const int32_t hd = a.head_dim;
   float m_all[k_joint_items], l_sum[k_joint_items];
@@ -55,7 +55,7 @@ void items_two_pass(const attention_args& a, const item* it, int32_t ni, int32_t
   chunk_sums cs[k_joint_items];
   for (int32_t h = 0; h < ni; ++h) o[h] = o_c + static_cast<int64_t>(h) * hd;
   for (int32_t c = 0; c < n_chunks; ++c) {
-    const joint g = make_joint(it, ni, kvh, c, s, o);
+    const joint g = make_joint(it, ni, c, s, o);
     scores<V, T>(a, g);
     for (int32_t h = 0; h < ni; ++h) {
       const int32_t n = g.seen(h);
@@ -66,7 +66,7 @@ void items_two_pass(const attention_args& a, const item* it, int32_t ni, int32_t
   for (int64_t d = 0; d < static_cast<int64_t>(ni) * hd; ++d) o_sums[d] = 0.0f;
   for (int32_t h = 0; h < ni; ++h) l_sum[h] = 0.0f;
   for (int32_t c = 0; c < n_chunks; ++c) {
-    const joint g = make_joint(it, ni, kvh, c, s, o);
+    const joint g = make_joint(it, ni, c, s, o);
     chunk<V, T>(a, g, nullptr, cs);
     for (int32_t h = 0; h < ni; ++h) {
       if (g.seen(h) == 0) continue;
@@ -101,6 +101,27 @@ void all_items(const attention_args& a, int32_t h_end, float* saved, int64_t sav
   step = step < k_joint_items ? step : k_joint_items;
   if (fit >= 1 && fit < step) step = fit;
   item it[k_joint_items];
+  auto run_set = [&](int32_t ni) {
+    // Every item of the set sees the chunks up to its own last token's; the set's last item sees most.
+    const int32_t nc = n_chunks_of(it[ni - 1].n_pos);
+    if (fit >= 1) {
+      items_kept<V, T>(a, it, ni, nc, saved, s, o_c);
+    } else {
+      items_two_pass<V, T>(a, it, ni, nc, o_c, o_sums, s);
+    }
+  };
+  if (nq == 1 && (h_end - 1) / group > a.head_begin / group) {
+    // One token over several kv heads (decode): sets of consecutive heads across kv heads, each walking whole
+    // stretches of the K and V rows position by position rather than one head's slices 1-3 KiB apart.
+    for (int32_t h = a.head_begin; h < h_end; h += static_cast<int32_t>(step)) {
+      const int32_t ni = static_cast<int32_t>(h_end - h < step ? h_end - h : step);
+      for (int32_t k = 0; k < ni; ++k) {
+        it[k] = item{a.q + (h + k) * hd, a.out + (h + k) * hd, a.n_pos, (h + k) / group};
+      }
+      run_set(ni);
+    }
+    return;
+  }
   for (int32_t h = a.head_begin; h < h_end;) {
     const int32_t kvh = h / group;
     const int32_t stop = (kvh + 1) * group < h_end ? (kvh + 1) * group : h_end;
@@ -110,15 +131,9 @@ void all_items(const attention_args& a, int32_t h_end, float* saved, int64_t sav
       const int32_t ni = static_cast<int32_t>(total - i0 < step ? total - i0 : step);
       for (int32_t k = 0; k < ni; ++k) {
         const int32_t t = static_cast<int32_t>((i0 + k) / nh), hk = h + static_cast<int32_t>((i0 + k) % nh);
-        it[k] = item{a.q + t * qs + hk * hd, a.out + t * os + hk * hd, a.n_pos + t};
+        it[k] = item{a.q + t * qs + hk * hd, a.out + t * os + hk * hd, a.n_pos + t, kvh};
       }
-      // Every item of the set sees the chunks up to its own last token's; the set's last item sees most.
-      const int32_t nc = n_chunks_of(it[ni - 1].n_pos);
-      if (fit >= 1) {
-        items_kept<V, T>(a, it, ni, kvh, nc, saved, s, o_c);
-      } else {
-        items_two_pass<V, T>(a, it, ni, kvh, nc, o_c, o_sums, s);
-      }
+      run_set(ni);
     }
     h = stop;
   }

@@ -1,13 +1,15 @@
 // The one SIMD body of attention's chunks (attention.h's canonical chunk order, bit for bit), over the traits of
 // ops_body.h; the walk over a call's items and the entry point are in ops_attention.h. Every (query token, query
-// head) pair that reads the same kv head is an item; up to k_joint_items items are walked chunk by chunk together,
-// so each chunk of K and V comes from memory once per set of items rather than once per head and token (a
-// prompt's tokens share their K/V reads); every item's own operations and their order stay the reference's.
+// head) pair is an item; up to k_joint_items items are walked chunk by chunk together: those of one kv head, so each
+// chunk of K and V comes from memory once per set of items rather than once per head and token (a prompt's tokens
+// share their K/V reads), or in decode the heads of several kv heads, which then read each row's adjacent slices
+// together. Every item's own operations and their order stay the reference's.
 #pragma once
 #include <cstdint>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/math.h"
+#include "kernels/cpu/ops_attention_rows.h"
 #include "kernels/cpu/ops_body.h"
 #include "kernels/status.h"
 #include "kernels/tensor_type.h"
@@ -16,63 +18,7 @@ namespace lime::cpu {
 namespace {
 namespace ops {
 
-// Rows are float (f32 KV) or uint16_t (f16 KV, converted exactly on load).
-template <class V>
-typename V::f ld(const float* p) { return V::load(p); }
-template <class V>
-typename V::f ld(const uint16_t* p) { return V::load_h(p); }
-template <class V>
-typename V::f ld_n(const float* p, int n) { return V::load_n(p, n); }
-template <class V>
-typename V::f ld_n(const uint16_t* p, int n) { return V::load_h_n(p, n); }
-
-// Positions ahead of its reads a cursor with an end requests its rows (see row_cursor). Measured with lime-bench
-// kernels on one Zen 4 core, decode attention at 4096 positions, head_dim 64: stories110M's 12 heads 9.6-11.7 GB/s
-// without, 16.7 / 17.4-18.3 / 16.0 GB/s with 8 / 16 / 32; Llama-3.2-1B's 32/8 heads (the lane-major scores)
-// 11.9-12.8 -> 12.9-13.8 GB/s at 16; prefill unchanged.
-constexpr int32_t k_prefetch_rows = 16;
-
-// Walks the rows of one kv head position by position through the block table (no division per position). Given
-// end (positions [j, end) exist), each step also requests the head's slice of the row k_prefetch_rows positions on
-// while that row is before end: a kv head's rows are a whole KV row apart (3 KiB at stories110M's shape), a
-// stride the hardware prefetchers follow late. Prefetches change no value.
-template <class T>
-struct row_cursor {
-  row_cursor(const attention_args& a, const void* const* blocks, int32_t j, int32_t kvh, int32_t end = -1)
-      : blocks_(blocks), row_elems_(a.kv_row_elems), head_off_(static_cast<int64_t>(kvh) * a.head_dim),
-        block_size_(a.block_size), b_(j / a.block_size), r_(j % a.block_size),
-        row_bytes_(static_cast<int32_t>(a.head_dim * sizeof(T))),
-        ahead_left_(end - j - k_prefetch_rows), ahead_b_((j + k_prefetch_rows) / a.block_size),
-        ahead_r_((j + k_prefetch_rows) % a.block_size) {}
-  const T* get() const { return static_cast<const T*>(blocks_[b_]) + r_ * row_elems_ + head_off_; }
-  const T* next() {  // the current row, then steps to the next position
-    if (ahead_left_ > 0) request_ahead();
-    const T* row = get();
-    step(b_, r_);
-    return row;
-  }
-  void step(int32_t& b, int64_t& r) const {  // position (block b, row r) -> the next one
-    if (++r == block_size_) {
-      r = 0;
-      ++b;
-    }
-  }
-  void request_ahead() {
-    const char* p = reinterpret_cast<const char*>(static_cast<const T*>(blocks_[ahead_b_]) + ahead_r_ * row_elems_ +
-                                                  head_off_);
-    for (int32_t o = 0; o < row_bytes_; o += 64) __builtin_prefetch(p + o, 0, 3);
-    --ahead_left_;
-    step(ahead_b_, ahead_r_);
-  }
-  const void* const* blocks_;
-  int64_t row_elems_, head_off_;
-  int32_t block_size_, b_;
-  int64_t r_;
-  int32_t row_bytes_, ahead_left_, ahead_b_;
-  int64_t ahead_r_;
-};
-
-constexpr int32_t k_joint_items = 16;      // (query, head) items of one kv head walked together, at most
+constexpr int32_t k_joint_items = 16;      // (query, head) items walked together, at most
 constexpr int32_t k_rows_per_pass = 32;     // V rows weighed for every joint item before moving on (stay in L1)
 constexpr int64_t k_joint_o_floats = 2048;  // o_c (and O) of the joint items on the two-pass path
 constexpr int64_t k_saved_floats = 16384;   // per-chunk results the ISA entry points keep on their stack (64 KiB)
@@ -82,15 +28,18 @@ struct item {
   const float* q;  // [head_dim]
   float* out;      // [head_dim]
   int32_t n_pos;   // attends positions [0, n_pos)
+  int32_t kvh;     // the kv head it reads
 };
 
 inline int32_t n_chunks_of(int32_t n_pos) { return (n_pos - 1) / k_attn_chunk + 1; }
 
-// The joint items it[0 .. ni) of kv head kvh over the chunk starting at position j0: s[k * k_attn_chunk + i] are item
-// k's scores, then its e_i; o[k] its o_c; n the most positions of the chunk any item sees.
+// The joint items it[0 .. ni) over the chunk starting at position j0, in kv head order from kvh (the first item's)
+// to kvh + n_kvh - 1: s[k * k_attn_chunk + i] are item k's scores, then its e_i; o[k] its o_c; n the most positions
+// of the chunk any item sees. Items of several kv heads (decode: n_kvh > 1) read the rows position by position
+// across their heads' adjacent slices instead of one head's slice of every row after the other.
 struct joint {
   const item* it;
-  int32_t ni, kvh, j0, n;
+  int32_t ni, kvh, n_kvh, j0, n;
   float* s;
   float* const* o;
   int32_t seen(int32_t k) const {  // positions of this chunk item k attends (0: none)
@@ -99,8 +48,8 @@ struct joint {
   }
 };
 
-inline joint make_joint(const item* it, int32_t ni, int32_t kvh, int32_t c, float* s, float* const* o) {
-  joint g{it, ni, kvh, c * k_attn_chunk, 0, s, o};
+inline joint make_joint(const item* it, int32_t ni, int32_t c, float* s, float* const* o) {
+  joint g{it, ni, it[0].kvh, it[ni - 1].kvh - it[0].kvh + 1, c * k_attn_chunk, 0, s, o};
   for (int32_t k = 0; k < ni; ++k) g.n = g.seen(k) > g.n ? g.seen(k) : g.n;
   return g;
 }
@@ -173,10 +122,10 @@ template <class V, class T>
 void scores(const attention_args& a, const joint& g) {
   using f = typename V::f;
   const int32_t hd = a.head_dim, full = hd & ~15, rem = hd & 15;
-  row_cursor<T> k(a, a.k_blocks, g.j0, g.kvh, g.j0 + g.n);
+  row_cursor<T> k(a, a.k_blocks, g.j0, g.kvh, g.j0 + g.n, g.n_kvh);
   int32_t i = 0;
   if constexpr (V::lane_scores) {
-    if (g.ni >= k_lane_min_items && rem == 0 && hd <= k_lane_max_hd && g.n >= k_lane_group) {
+    if (g.n_kvh == 1 && g.ni >= k_lane_min_items && rem == 0 && hd <= k_lane_max_hd && g.n >= k_lane_group) {
       alignas(64) float kt[k_lane_max_hd * k_lane_group];
       alignas(64) float tmp[sizeof(T) == sizeof(float) ? 1 : k_lane_max_hd * k_lane_group];
       for (; i + k_lane_group <= g.n; i += k_lane_group) {
@@ -195,20 +144,21 @@ void scores(const attention_args& a, const joint& g) {
     for (int32_t h = 0; h < g.ni; ++h) {
       if (i >= g.seen(h)) continue;
       const float* q = g.it[h].q;
+      const int64_t o = static_cast<int64_t>(g.it[h].kvh - g.kvh) * hd;  // the item's slice of the rows
       f c0 = V::zero(), c1 = V::zero(), c2 = V::zero(), c3 = V::zero();
       for (int32_t d = 0; d < full; d += 16) {
         const f qv = V::load(q + d);
-        c0 = V::fma(qv, ld<V>(r0 + d), c0);
-        c1 = V::fma(qv, ld<V>(r1 + d), c1);
-        c2 = V::fma(qv, ld<V>(r2 + d), c2);
-        c3 = V::fma(qv, ld<V>(r3 + d), c3);
+        c0 = V::fma(qv, ld<V>(r0 + o + d), c0);
+        c1 = V::fma(qv, ld<V>(r1 + o + d), c1);
+        c2 = V::fma(qv, ld<V>(r2 + o + d), c2);
+        c3 = V::fma(qv, ld<V>(r3 + o + d), c3);
       }
       if (rem) {
         const f qv = V::load_n(q + full, rem);
-        c0 = V::fma_first(qv, ld_n<V>(r0 + full, rem), c0, rem);
-        c1 = V::fma_first(qv, ld_n<V>(r1 + full, rem), c1, rem);
-        c2 = V::fma_first(qv, ld_n<V>(r2 + full, rem), c2, rem);
-        c3 = V::fma_first(qv, ld_n<V>(r3 + full, rem), c3, rem);
+        c0 = V::fma_first(qv, ld_n<V>(r0 + o + full, rem), c0, rem);
+        c1 = V::fma_first(qv, ld_n<V>(r1 + o + full, rem), c1, rem);
+        c2 = V::fma_first(qv, ld_n<V>(r2 + o + full, rem), c2, rem);
+        c3 = V::fma_first(qv, ld_n<V>(r3 + o + full, rem), c3, rem);
       }
       float t[4];
       V::fold4(c0, c1, c2, c3, t);
@@ -217,122 +167,17 @@ void scores(const attention_args& a, const joint& g) {
     }
   }
   for (; i < g.n; ++i) {
-    const T* kr = k.next();
+    const T* k0 = k.next();
     for (int32_t h = 0; h < g.ni; ++h) {
       if (i >= g.seen(h)) continue;
       const float* q = g.it[h].q;
+      const T* kr = k0 + static_cast<int64_t>(g.it[h].kvh - g.kvh) * hd;
       f acc = V::zero();
       for (int32_t d = 0; d < full; d += 16) acc = V::fma(V::load(q + d), ld<V>(kr + d), acc);
       if (rem) acc = V::fma_first(V::load_n(q + full, rem), ld_n<V>(kr + full, rem), acc, rem);
       g.s[h * k_attn_chunk + i] = V::fold(acc) * a.scale;
     }
   }
-}
-
-// The V rows of one pass staged contiguously in fp32 (f16 converted exactly): row i0 + r at rows + r * stride.
-// Rows of a kv head are a whole KV row apart in the cache (n_head_kv * head_dim floats: 3 KiB at stories110M's
-// shape), which maps a pass's rows onto a few L1 sets; staged, every item re-reads them from L1. A single item
-// reads them once, in place.
-struct staged_rows {
-  const float* rows;
-  int64_t stride;
-  const float* next() {
-    const float* r = rows;
-    rows += stride;
-    return r;
-  }
-};
-constexpr int64_t k_stage_floats = 4096;  // 16 KiB: 32 rows of head_dim 128, 16 of 256
-
-// Carries the sequential fma(e_i, v_i[d], o[d]) of positions [i0, i0 + cnt) on from the values in o (from 0 when
-// i0 == 0) for d in [d0, d0 + 16*NV) (of the last vector only its first `last` lanes), in registers, reading the
-// rows from src (a row_cursor<T> at position j0 + i0, or staged_rows with T = float). SumL: also carries
-// l = l + e_i on (hidden under the fmas).
-template <class V, class T, int NV, bool Tail, bool SumL, class Src>
-void weigh_rows(Src v, const float* e, int32_t i0, int32_t cnt, int32_t d0, int last, float* o, float* l) {
-  using f = typename V::f;
-  f acc[NV];
-  float* od = o + d0;
-  for (int t = 0; t < NV; ++t) {
-    const bool part = Tail && t == NV - 1;
-    acc[t] = i0 == 0 ? V::zero() : part ? V::load_n(od + 16 * t, last) : V::load(od + 16 * t);
-  }
-  float l_c = (SumL && i0 != 0) ? *l : 0.0f;  // l may be null when SumL is false
-  for (int32_t i = i0; i < i0 + cnt; ++i) {
-    const T* vr = v.next() + d0;
-    const f ei = V::set1(e[i]);
-    if (SumL) l_c = l_c + e[i];
-    for (int t = 0; t < NV - 1; ++t) acc[t] = V::fma(ei, ld<V>(vr + 16 * t), acc[t]);
-    const T* vl = vr + 16 * (NV - 1);
-    acc[NV - 1] = V::fma(ei, Tail ? ld_n<V>(vl, last) : ld<V>(vl), acc[NV - 1]);
-  }
-  for (int t = 0; t < NV - 1; ++t) V::store(od + 16 * t, acc[t]);
-  if (Tail) {
-    V::store_n(od + 16 * (NV - 1), acc[NV - 1], last);
-  } else {
-    V::store(od + 16 * (NV - 1), acc[NV - 1]);
-  }
-  if (SumL) *l = l_c;
-}
-
-template <class V, class T, int NV, class Src>
-void weigh_rows_nv(Src v, const float* e, int32_t i0, int32_t cnt, int32_t d0, int nv, int last, float* o, float* l) {
-  if constexpr (NV > 1) {
-    if (nv < NV) return weigh_rows_nv<V, T, NV - 1>(v, e, i0, cnt, d0, nv, last, o, l);
-  }
-  if (last == 16) {
-    if (l) {
-      weigh_rows<V, T, NV, false, true>(v, e, i0, cnt, d0, last, o, l);
-    } else {
-      weigh_rows<V, T, NV, false, false>(v, e, i0, cnt, d0, last, o, l);
-    }
-  } else if (l) {
-    weigh_rows<V, T, NV, true, true>(v, e, i0, cnt, d0, last, o, l);
-  } else {
-    weigh_rows<V, T, NV, true, false>(v, e, i0, cnt, d0, last, o, l);
-  }
-}
-
-// weigh_rows (SumL, no tail, d0 = 0) of two items over the same staged rows, head_dim 16 * NV: 2 NV chains of
-// fmas instead of NV. A head_dim of 64 alone gives 4 chains, and a chain waits for its previous fma (4 cycles),
-// so one item leaves half the fma throughput unused; each item's own fmas and their order are unchanged.
-template <class V, int NV>
-void weigh_rows_pair(staged_rows v, const float* e0, const float* e1, int32_t i0, int32_t cnt, float* o0, float* o1,
-                     float* l0, float* l1) {
-  using f = typename V::f;
-  f a0[NV], a1[NV];
-  for (int t = 0; t < NV; ++t) {
-    a0[t] = i0 == 0 ? V::zero() : V::load(o0 + 16 * t);
-    a1[t] = i0 == 0 ? V::zero() : V::load(o1 + 16 * t);
-  }
-  float s0 = i0 == 0 ? 0.0f : *l0, s1 = i0 == 0 ? 0.0f : *l1;
-  for (int32_t i = i0; i < i0 + cnt; ++i) {
-    const float* vr = v.next();
-    const f w0 = V::set1(e0[i]), w1 = V::set1(e1[i]);
-    s0 = s0 + e0[i];
-    s1 = s1 + e1[i];
-    for (int t = 0; t < NV; ++t) {
-      const f vv = V::load(vr + 16 * t);
-      a0[t] = V::fma(w0, vv, a0[t]);
-      a1[t] = V::fma(w1, vv, a1[t]);
-    }
-  }
-  for (int t = 0; t < NV; ++t) {
-    V::store(o0 + 16 * t, a0[t]);
-    V::store(o1 + 16 * t, a1[t]);
-  }
-  *l0 = s0;
-  *l1 = s1;
-}
-
-// weigh_rows_pair for nv = head_dim / 16 <= NV.
-template <class V, int NV>
-void weigh_rows_pair_nv(staged_rows v, const float* e0, const float* e1, int32_t i0, int32_t cnt, int nv, float* o0,
-                        float* o1, float* l0, float* l1) {
-  if constexpr (NV > 1) {
-    if (nv < NV) return weigh_rows_pair_nv<V, NV - 1>(v, e0, e1, i0, cnt, nv, o0, o1, l0, l1);
-  }
-  weigh_rows_pair<V, NV>(v, e0, e1, i0, cnt, o0, o1, l0, l1);
 }
 
 // Rows [i0, i0 + cnt) of the chunk's V for kv head g.kvh -> out [cnt][head_dim] fp32 (f16: exact conversion).
@@ -410,22 +255,48 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
   // V in blocks of up to V::weigh_vectors vectors (enough independent fma chains to hide the fma latency: each
   // accumulator's chain runs through every position in order), k_rows_per_pass rows at a time for every item.
   const int32_t hd = a.head_dim, width = 16 * V::weigh_vectors;
-  const bool staged = g.ni > 1 && hd <= k_stage_floats;  // one item (decode without GQA): read in place, no copy
+  // One item, or items of several kv heads (decode): each reads its rows in place, no copy.
+  const bool staged = g.ni > 1 && g.n_kvh == 1 && hd <= k_stage_floats;
   const int32_t per_pass = staged && k_stage_floats / hd < k_rows_per_pass ? static_cast<int32_t>(k_stage_floats / hd)
                                                                           : k_rows_per_pass;
   alignas(64) float stage[k_stage_floats];
   // Two items at a time when one V block of half the accumulators holds the whole head (weigh_rows_pair).
   constexpr int pair_vectors = V::weigh_vectors / 2;
   const bool paired = staged && hd % 16 == 0 && hd <= 16 * pair_vectors;
+  // Items of several kv heads (decode) whose heads fit twice or more in V::multi_vectors accumulators: a few at a
+  // time (weigh_rows_multi), each row's adjacent slices read together.
+  constexpr int multi_nv = V::multi_vectors / 2;
+  const int multi = g.n_kvh > 1 && hd % 16 == 0 && hd <= 16 * multi_nv ? multi_group(V::multi_vectors, hd / 16) : 0;
   for (int32_t i0 = 0; i0 < g.n; i0 += per_pass) {
     if (staged) stage_rows<V, T>(a, g, i0, g.n - i0 < per_pass ? g.n - i0 : per_pass, stage);
-    for (int32_t h = 0; h < g.ni; ++h) {
+    auto rows_of = [&](int32_t h) {  // rows of this pass item h weighs
       const int32_t left_rows = g.seen(h) - i0;
-      if (left_rows <= 0) continue;
-      const int32_t cnt = left_rows < per_pass ? left_rows : per_pass;
+      return left_rows <= 0 ? 0 : left_rows < per_pass ? left_rows : per_pass;
+    };
+    for (int32_t h = 0; h < g.ni; ++h) {
+      const int32_t cnt = rows_of(h);
+      if (cnt == 0) continue;
+      if (multi >= 2) {
+        int gn = 1;
+        while (gn < multi && h + gn < g.ni && rows_of(h + gn) == cnt) ++gn;
+        const float* e[4];
+        float* o[4];
+        float* l[4];
+        int64_t off[4];
+        for (int k = 0; k < gn; ++k) {
+          e[k] = g.s + (h + k) * k_attn_chunk;
+          o[k] = g.o[h + k];
+          l[k] = &cs[h + k].l;
+          off[k] = static_cast<int64_t>(g.it[h + k].kvh - g.it[h].kvh) * hd;
+        }
+        const int32_t span = g.it[h + gn - 1].kvh - g.it[h].kvh + 1;  // kv heads the group reads
+        const row_cursor<T> rows(a, a.v_blocks, g.j0 + i0, g.it[h].kvh, g.j0 + g.n, span);
+        weigh_rows_multi_nv<V, T, multi_nv>(rows, hd / 16, gn, e, off, i0, cnt, o, l);
+        h += gn - 1;
+        continue;
+      }
       if (paired && h + 1 < g.ni) {
-        const int32_t left_next = g.seen(h + 1) - i0;
-        if ((left_next < per_pass ? left_next : per_pass) == cnt) {
+        if (rows_of(h + 1) == cnt) {
           const float* e = g.s + h * k_attn_chunk;
           weigh_rows_pair_nv<V, pair_vectors>(staged_rows{stage, hd}, e, e + k_attn_chunk, i0, cnt, hd / 16, g.o[h],
                                               g.o[h + 1], &cs[h].l, &cs[h + 1].l);
@@ -442,7 +313,7 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
         if (staged) {
           weigh_rows_nv<V, float, V::weigh_vectors>(staged_rows{stage, hd}, e, i0, cnt, d0, nv, last, g.o[h], l);
         } else {
-          const row_cursor<T> rows(a, a.v_blocks, g.j0 + i0, g.kvh, g.j0 + g.n);
+          const row_cursor<T> rows(a, a.v_blocks, g.j0 + i0, g.it[h].kvh, g.j0 + g.n);
           weigh_rows_nv<V, T, V::weigh_vectors>(rows, e, i0, cnt, d0, nv, last, g.o[h], l);
         }
       }

@@ -11,10 +11,12 @@
 namespace lime::cpu::test {
 
 // WeighVectors: the attention V block of the ISA being imitated (AVX2 4, AVX-512 8); LaneScores: whether it takes
-// the lane-major attention scores (AVX-512).
+// the lane-major attention scores (AVX-512). The decode weighing of a few heads at once gets twice the V block
+// (AVX-512 16, AVX2 and NEON 6), so the emulation of both reaches groups of 2-4 heads.
 template <int WeighVectors, bool LaneScores>
 struct ops_emu {
   static constexpr int weigh_vectors = WeighVectors;
+  static constexpr int multi_vectors = 2 * WeighVectors;
   static constexpr bool lane_scores = LaneScores;
   struct f {
     float v[16];

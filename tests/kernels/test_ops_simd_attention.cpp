@@ -4,6 +4,7 @@
 // amount of per-chunk room.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -236,6 +237,42 @@ TEST_P(attention_simd, attention_head_ranges_and_long_context) {
   c.kv = tensor_type::f16;
   c.n_pos = 16390;
   expect_attention_matches(v_.attention, c, seed++);
+}
+
+// One token over several kv heads in one call (decode): the heads are walked together, position by position, and
+// weighed a few at a time (weigh_rows_multi). Without GQA (stories110M's 12 heads: every head its own slice) and
+// with it, head_dim 16 * 1..4 (groups of 4 heads, 3 or 2 on the smaller V blocks), head ranges that cut the groups,
+// chunk boundaries, f32 and f16 KV.
+TEST_P(attention_simd, decode_across_kv_heads_matches_reference) {
+  uint32_t seed = 3500;
+  const int32_t heads[][2] = {{12, 12}, {12, 4}, {6, 6}, {9, 3}};
+  const int32_t ranges[][2] = {{0, -1}, {1, 11}, {5, 12}, {2, 6}};
+  int k = 0;
+  for (int32_t hd : {16, 32, 48, 64, 128}) {
+    for (int32_t np : {1, 17, 255, 256, 257, 1000}) {
+      attn_case c;
+      c.head_dim = hd;
+      c.n_pos = np;
+      c.n_head = heads[k % 4][0];
+      c.n_head_kv = heads[k % 4][1];
+      c.head_begin = std::min(ranges[k / 4 % 4][0], c.n_head - 1);
+      c.head_end = ranges[k / 4 % 4][1] < 0 ? -1 : std::min(ranges[k / 4 % 4][1], c.n_head);
+      c.block_size = (k % 3 == 0) ? 16 : 32;
+      c.kv = k % 2 ? tensor_type::f16 : tensor_type::f32;
+      ++k;
+      expect_attention_matches(v_.attention, c, seed++);
+    }
+  }
+  // Special values through the grouped weighing.
+  for (int special : {1, 2}) {
+    attn_case c;
+    c.n_head = 12;
+    c.n_head_kv = 12;
+    c.n_pos = 300;
+    c.special = special;
+    c.block_size = special == 2 ? 256 : 32;
+    expect_attention_matches(v_.attention, c, seed++);
+  }
 }
 
 // Several consecutive tokens in one call (a prompt's tokens): each token's output must be the reference's, token

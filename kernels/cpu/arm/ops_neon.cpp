@@ -25,6 +25,7 @@ struct ops_neon {
     uint32x4_t v[4];  // all-ones / all-zeros lanes (the result of a compare)
   };
   static constexpr int weigh_vectors = 4;      // attention's V accumulators: 16 of the 32 q registers
+  static constexpr int multi_vectors = 6;  // weigh_rows_multi's accumulators: 24 of the 32 q registers
   static constexpr bool lane_scores = false;  // 16 accumulators of 4 registers would not fit
 
   template <class Op>

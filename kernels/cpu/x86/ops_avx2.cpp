@@ -22,6 +22,7 @@ struct ops_avx2 {
   };
   using m = f;  // all-ones / all-zeros lanes (the result of a compare)
   static constexpr int weigh_vectors = 4;  // attention's V accumulators: 8 ymm
+  static constexpr int multi_vectors = 6;  // weigh_rows_multi's accumulators: 12 ymm
   static constexpr bool lane_scores = false;  // 16 accumulators of 2 ymm would not fit the 16 ymm
 
   static __m256i first_n(int n, int base) {  // lane l of 8 is all-ones when base + l < n

@@ -22,6 +22,7 @@ struct ops_avx512 {
   using i = __m512i;
   using m = __mmask16;
   static constexpr int weigh_vectors = 8;  // attention's V accumulators: 8 zmm (head_dim 128 in one block)
+  static constexpr int multi_vectors = 16;  // weigh_rows_multi's accumulators: 16 zmm (4 heads of 64)
   static constexpr bool lane_scores = true;  // 16 accumulators + 2 fit the 32 zmm
 
   static __mmask16 first_n(int n) { return static_cast<__mmask16>((1u << n) - 1u); }  // lanes 0..n-1
