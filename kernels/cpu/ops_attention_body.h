@@ -125,15 +125,31 @@ void scores(const attention_args& a, const joint& g) {
   row_cursor<T> k(a, a.k_blocks, g.j0, g.kvh, g.j0 + g.n, g.n_kvh);
   int32_t i = 0;
   if constexpr (V::lane_scores) {
-    if (g.n_kvh == 1 && g.ni >= k_lane_min_items && rem == 0 && hd <= k_lane_max_hd && g.n >= k_lane_group) {
+    // Every kv head of the set needs k_lane_min_items items (decode with GQA: each group of 16 positions is staged
+    // once per kv head, the row slices of the other kv heads next to it in L1).
+    bool lanes = rem == 0 && hd <= k_lane_max_hd && g.n >= k_lane_group;
+    for (int32_t h0 = 0, h1 = 0; lanes && h0 < g.ni; h0 = h1) {
+      while (h1 < g.ni && g.it[h1].kvh == g.it[h0].kvh) ++h1;
+      lanes = h1 - h0 >= k_lane_min_items;
+    }
+    if (lanes) {
       alignas(64) float kt[k_lane_max_hd * k_lane_group];
       alignas(64) float tmp[sizeof(T) == sizeof(float) ? 1 : k_lane_max_hd * k_lane_group];
       for (; i + k_lane_group <= g.n; i += k_lane_group) {
-        stage_k_lanes<V, T>(k, hd, kt, tmp);
-        for (int32_t h = 0; h < g.ni; ++h) {
-          if (i < g.seen(h)) lane_scores16<V>(g.it[h].q, kt, hd, a.scale, g.s + h * k_attn_chunk + i);
+        for (int32_t h0 = 0, h1 = 0; h0 < g.ni; h0 = h1) {
+          while (h1 < g.ni && g.it[h1].kvh == g.it[h0].kvh) ++h1;
+          if (g.n_kvh == 1) {
+            stage_k_lanes<V, T>(k, hd, kt, tmp);
+          } else {
+            row_cursor<T> kh(a, a.k_blocks, g.j0 + i, g.it[h0].kvh, g.j0 + g.n);
+            stage_k_lanes<V, T>(kh, hd, kt, tmp);
+          }
+          for (int32_t h = h0; h < h1; ++h) {
+            if (i < g.seen(h)) lane_scores16<V>(g.it[h].q, kt, hd, a.scale, g.s + h * k_attn_chunk + i);
+          }
         }
       }
+      if (g.n_kvh > 1) k = row_cursor<T>(a, a.k_blocks, g.j0 + i, g.kvh, g.j0 + g.n, g.n_kvh);
     }
   }
   for (; i + 4 <= g.n; i += 4) {
