@@ -194,9 +194,12 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
     results.push_back(r);
   }
   // tg at depth 0 (the last of these rows is the one the roofline line reads) and at each depth of o.depths.
-  std::vector<int32_t> tg_depths = o.depths;
-  if (o.n_gen > 0) tg_depths.push_back(0);
-  for (int32_t d : o.n_gen > 0 ? tg_depths : std::vector<int32_t>{}) {
+  std::vector<int32_t> tg_depths;
+  if (o.n_gen > 0) {
+    tg_depths = o.depths;
+    tg_depths.push_back(0);
+  }
+  for (int32_t d : tg_depths) {
     test_result r{"tg" + std::to_string(o.n_gen) + (d > 0 ? " @ d" + std::to_string(d) : ""), {}, {}};
     for (int32_t rep = 0; rep < o.reps; ++rep) {
       s->reset();
@@ -206,9 +209,7 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
       // one token each, as llama-bench's tg.
       std::vector<int32_t> prompt = prompt_of(d + 1, 100 + static_cast<uint64_t>(rep));
       if (d > 0) {
-        LIME_TRY(generation_stats ctx, s->generate(std::vector<int32_t>(prompt.begin(), prompt.begin() + d), sp, 0,
-                                                   nullptr, nullptr, true));
-        (void)ctx;
+        LIME_TRY_VOID(s->generate(std::vector<int32_t>(prompt.begin(), prompt.begin() + d), sp, 0, nullptr, nullptr, true));
       }
       const double before = on_cuda ? 0.0 : bw_probe();
       LIME_TRY(generation_stats st, s->generate(prompt, sp, o.n_gen, nullptr, nullptr, true));

@@ -47,21 +47,21 @@ constexpr size_t k_min_parallel_tokens = 32;
 // least 96 rows: the lane path reads each packed activation panel once per block of rows, so a 96-row chunk reads
 // them half as often as a 48-row one (768x768 and 768x2048 x 512 columns on a Xeon: 3-7 % faster). Chunks never
 // repeat work: the batched kernels' packed activations are made once per input (pack_lanes).
-// Attention items ((run, head) pairs) per chunk of the pool: a few chunks per thread. Decode (every run one token)
-// hands each thread at least n_head / T adjacent heads of a token: the kernel walks a call's heads together,
-// position by position across their adjacent slices of each KV row. stories110M Q4_0 at 2 threads, tg64 after 256
-// / 1024 tokens of context (3 alternated runs of 3 each way): 12 calls of one head 402-419 / 214-218 t/s, 2 of six
-// heads 442-450 / 251-265, 4 of three heads 438-450 / 226-235.
-int64_t attention_chunk_items(int64_t n_items, int32_t n_head, bool decode, int n_threads) {
-  const int64_t few = std::max<int64_t>(1, n_items / (4 * n_threads));
-  return decode ? std::max<int64_t>(few, (n_head + n_threads - 1) / n_threads) : few;
-}
-
 int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols) {
   const bool batch = n_cols >= 32;
   const int64_t per_thread = batch ? 8 : 2;
   const int64_t want = (n_rows + per_thread * n_threads - 1) / (per_thread * static_cast<int64_t>(n_threads));
   return std::max<int64_t>(batch ? 96 : 48, (want + 23) / 24 * 24);
+}
+
+// Attention items ((run, head) pairs) per chunk of the pool: a few chunks per thread. Decode (every run one token)
+// hands each thread at least n_head / T adjacent heads of a token: the kernel walks a call's heads together,
+// position by position across their adjacent slices of each KV row. stories110M Q4_0 at 2 threads, tg64 after 256
+// / 1024 tokens of context (2 alternated rounds of 3 runs each): 12 calls of one head 402-419 / 214-218 t/s, 2 of six
+// heads 442-450 / 251-265, 4 of three heads 438-450 / 226-235.
+int64_t attention_chunk_items(int64_t n_items, int32_t n_head, bool decode, int n_threads) {
+  const int64_t few = std::max<int64_t>(1, n_items / (4 * n_threads));
+  return decode ? std::max<int64_t>(few, (n_head + n_threads - 1) / n_threads) : few;
 }
 }  // namespace
 

@@ -276,13 +276,13 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
   const int32_t per_pass = staged && k_stage_floats / hd < k_rows_per_pass ? static_cast<int32_t>(k_stage_floats / hd)
                                                                           : k_rows_per_pass;
   alignas(64) float stage[k_stage_floats];
-  // Two items at a time when one V block of half the accumulators holds the whole head (weigh_rows_pair).
-  constexpr int pair_vectors = V::weigh_vectors / 2;
-  const bool paired = staged && hd % 16 == 0 && hd <= 16 * pair_vectors;
-  // Items of several kv heads (decode) whose heads fit twice or more in V::multi_vectors accumulators: a few at a
-  // time (weigh_rows_multi), each row's adjacent slices read together.
+  // Items weighed a few at a time (weigh_rows_multi): over the staged rows two that share a kv head, when half the
+  // V block holds a head; in decode, items of adjacent kv heads, as many as V::multi_vectors accumulators hold (at
+  // least two), each reading its slice of the same rows.
   constexpr int multi_nv = V::multi_vectors / 2;
-  const int multi = g.n_kvh > 1 && hd % 16 == 0 && hd <= 16 * multi_nv ? multi_group(V::multi_vectors, hd / 16) : 0;
+  int group = 0;
+  if (staged && hd % 16 == 0 && hd <= 16 * (V::weigh_vectors / 2)) group = 2;
+  if (g.n_kvh > 1 && hd % 16 == 0 && hd <= 16 * multi_nv) group = multi_group(V::multi_vectors, hd / 16);
   for (int32_t i0 = 0; i0 < g.n; i0 += per_pass) {
     if (staged) stage_rows<V, T>(a, g, i0, g.n - i0 < per_pass ? g.n - i0 : per_pass, stage);
     auto rows_of = [&](int32_t h) {  // rows of this pass item h weighs
@@ -292,9 +292,9 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
     for (int32_t h = 0; h < g.ni; ++h) {
       const int32_t cnt = rows_of(h);
       if (cnt == 0) continue;
-      if (multi >= 2) {
+      if (group >= 2) {
         int gn = 1;
-        while (gn < multi && h + gn < g.ni && rows_of(h + gn) == cnt) ++gn;
+        while (gn < group && h + gn < g.ni && rows_of(h + gn) == cnt) ++gn;
         const float* e[4];
         float* o[4];
         float* l[4];
@@ -303,22 +303,17 @@ void chunk(const attention_args& a, const joint& g, float* m_all, chunk_sums* cs
           e[k] = g.s + (h + k) * k_attn_chunk;
           o[k] = g.o[h + k];
           l[k] = &cs[h + k].l;
-          off[k] = static_cast<int64_t>(g.it[h + k].kvh - g.it[h].kvh) * hd;
+          off[k] = static_cast<int64_t>(g.it[h + k].kvh - g.it[h].kvh) * hd;  // 0 when staged (one kv head)
         }
-        const int32_t span = g.it[h + gn - 1].kvh - g.it[h].kvh + 1;  // kv heads the group reads
-        const row_cursor<T> rows(a, a.v_blocks, g.j0 + i0, g.it[h].kvh, g.j0 + g.n, span);
-        weigh_rows_multi_nv<V, T, multi_nv>(rows, hd / 16, gn, e, off, i0, cnt, o, l);
+        if (staged) {
+          weigh_rows_multi_nv<V, float, multi_nv>(staged_rows{stage, hd}, hd / 16, gn, e, off, i0, cnt, o, l);
+        } else {
+          const int32_t span = g.it[h + gn - 1].kvh - g.it[h].kvh + 1;  // kv heads the group reads
+          const row_cursor<T> rows(a, a.v_blocks, g.j0 + i0, g.it[h].kvh, g.j0 + g.n, span);
+          weigh_rows_multi_nv<V, T, multi_nv>(rows, hd / 16, gn, e, off, i0, cnt, o, l);
+        }
         h += gn - 1;
         continue;
-      }
-      if (paired && h + 1 < g.ni) {
-        if (rows_of(h + 1) == cnt) {
-          const float* e = g.s + h * k_attn_chunk;
-          weigh_rows_pair_nv<V, pair_vectors>(staged_rows{stage, hd}, e, e + k_attn_chunk, i0, cnt, hd / 16, g.o[h],
-                                              g.o[h + 1], &cs[h].l, &cs[h + 1].l);
-          ++h;
-          continue;
-        }
       }
       for (int32_t d0 = 0; d0 < hd; d0 += width) {
         const int32_t left = hd - d0;

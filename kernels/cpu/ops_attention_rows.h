@@ -1,6 +1,6 @@
 // How attention's SIMD body reads and weighs KV rows (ops_attention_body.h): rows of f32 or f16, a cursor walking one
 // kv head's (or a few adjacent kv heads') slices through the block table with requests ahead, and the sequential
-// fma chains that weigh V rows into a chunk's o_c, one item at a time, two over staged rows, or a few heads at once.
+// fma chains that weigh V rows into a chunk's o_c, one item at a time or a few at once.
 #pragma once
 #include <cstdint>
 
@@ -43,12 +43,12 @@ struct row_cursor {
       : blocks_(blocks), row_elems_(a.kv_row_elems), head_off_(static_cast<int64_t>(kvh) * a.head_dim),
         block_size_(a.block_size), b_(j / a.block_size), r_(j % a.block_size),
         row_bytes_(static_cast<int32_t>(static_cast<int64_t>(n_kvh) * a.head_dim * sizeof(T))),
-        ahead_left_(end - j - ahead_rows(n_kvh)), ahead_b_((j + ahead_rows(n_kvh)) / a.block_size),
-        ahead_r_((j + ahead_rows(n_kvh)) % a.block_size) {}
-  // A span of several kv heads requests about k_prefetch_span_bytes ahead instead.
-  int32_t ahead_rows(int32_t n_kvh) const {
+        ahead_(ahead_rows(n_kvh, row_bytes_)), ahead_left_(end - j - ahead_), ahead_b_((j + ahead_) / a.block_size),
+        ahead_r_((j + ahead_) % a.block_size) {}
+  // Rows ahead a walk requests: k_prefetch_rows for one kv head, about k_prefetch_span_bytes for a span of several.
+  static int32_t ahead_rows(int32_t n_kvh, int32_t row_bytes) {
     if (n_kvh <= 1) return k_prefetch_rows;
-    const int64_t rows = k_prefetch_span_bytes / row_bytes_;
+    const int64_t rows = k_prefetch_span_bytes / row_bytes;
     return rows < 2 ? 2 : rows > k_prefetch_rows ? k_prefetch_rows : static_cast<int32_t>(rows);
   }
   const T* get() const { return static_cast<const T*>(blocks_[b_]) + r_ * row_elems_ + head_off_; }
@@ -75,7 +75,7 @@ struct row_cursor {
   int64_t row_elems_, head_off_;
   int32_t block_size_, b_;
   int64_t r_;
-  int32_t row_bytes_, ahead_left_, ahead_b_;
+  int32_t row_bytes_, ahead_, ahead_left_, ahead_b_;
   int64_t ahead_r_;
 };
 
@@ -143,54 +143,14 @@ void weigh_rows_nv(Src v, const float* e, int32_t i0, int32_t cnt, int32_t d0, i
   }
 }
 
-// weigh_rows (SumL, no tail, d0 = 0) of two items over the same staged rows, head_dim 16 * NV: 2 NV chains of
-// fmas instead of NV. A head_dim of 64 alone gives 4 chains, and a chain waits for its previous fma (4 cycles),
-// so one item leaves half the fma throughput unused; each item's own fmas and their order are unchanged.
-template <class V, int NV>
-void weigh_rows_pair(staged_rows v, const float* e0, const float* e1, int32_t i0, int32_t cnt, float* o0, float* o1,
-                     float* l0, float* l1) {
-  using f = typename V::f;
-  f a0[NV], a1[NV];
-  for (int t = 0; t < NV; ++t) {
-    a0[t] = i0 == 0 ? V::zero() : V::load(o0 + 16 * t);
-    a1[t] = i0 == 0 ? V::zero() : V::load(o1 + 16 * t);
-  }
-  float s0 = i0 == 0 ? 0.0f : *l0, s1 = i0 == 0 ? 0.0f : *l1;
-  for (int32_t i = i0; i < i0 + cnt; ++i) {
-    const float* vr = v.next();
-    const f w0 = V::set1(e0[i]), w1 = V::set1(e1[i]);
-    s0 = s0 + e0[i];
-    s1 = s1 + e1[i];
-    for (int t = 0; t < NV; ++t) {
-      const f vv = V::load(vr + 16 * t);
-      a0[t] = V::fma(w0, vv, a0[t]);
-      a1[t] = V::fma(w1, vv, a1[t]);
-    }
-  }
-  for (int t = 0; t < NV; ++t) {
-    V::store(o0 + 16 * t, a0[t]);
-    V::store(o1 + 16 * t, a1[t]);
-  }
-  *l0 = s0;
-  *l1 = s1;
-}
-
-// weigh_rows_pair for nv = head_dim / 16 <= NV.
-template <class V, int NV>
-void weigh_rows_pair_nv(staged_rows v, const float* e0, const float* e1, int32_t i0, int32_t cnt, int nv, float* o0,
-                        float* o1, float* l0, float* l1) {
-  if constexpr (NV > 1) {
-    if (nv < NV) return weigh_rows_pair_nv<V, NV - 1>(v, e0, e1, i0, cnt, nv, o0, o1, l0, l1);
-  }
-  weigh_rows_pair<V, NV>(v, e0, e1, i0, cnt, o0, o1, l0, l1);
-}
-
-// weigh_rows (SumL, no tail, d0 = 0) of G items at once, head_dim 16 * NV, each reading its own kv head's slice of
-// the same rows (at off[k] floats from the cursor's): G * NV chains of fmas instead of NV, so the fma latency no
-// longer bounds a head of 64 (decode, one item per kv head); each item's own fmas and their order are unchanged.
-template <class V, class T, int NV, int G>
-void weigh_rows_multi(row_cursor<T> v, const float* const* e, const int64_t* off, int32_t i0, int32_t cnt,
-                      float* const* o, float* const* l) {
+// weigh_rows (SumL, no tail, d0 = 0) of G items at once, head_dim 16 * NV, each reading its slice of the same rows
+// at off[k] floats from src's (a row_cursor<T>: decode, items of adjacent kv heads; or staged_rows with T = float
+// and every offset 0: items sharing a kv head): G * NV chains of fmas instead of NV. A chain waits for its previous
+// fma (4 cycles), so a head of 64 alone leaves most of the fma throughput unused; each item's own fmas and their
+// order are unchanged.
+template <class V, class T, int NV, int G, class Src>
+void weigh_rows_multi(Src v, const float* const* e, const int64_t* off, int32_t i0, int32_t cnt, float* const* o,
+                      float* const* l) {
   using f = typename V::f;
   f acc[G][NV];
   float sum[G];
@@ -224,9 +184,9 @@ constexpr int multi_group(int multi_vectors, int nv) {
 }
 
 // weigh_rows_multi for nv <= NV vectors and g <= multi_group(V::multi_vectors, nv) items.
-template <class V, class T, int NV>
-void weigh_rows_multi_nv(row_cursor<T> v, int nv, int g, const float* const* e, const int64_t* off, int32_t i0,
-                         int32_t cnt, float* const* o, float* const* l) {
+template <class V, class T, int NV, class Src>
+void weigh_rows_multi_nv(Src v, int nv, int g, const float* const* e, const int64_t* off, int32_t i0, int32_t cnt,
+                         float* const* o, float* const* l) {
   if constexpr (NV > 1) {
     if (nv < NV) return weigh_rows_multi_nv<V, T, NV - 1>(v, nv, g, e, off, i0, cnt, o, l);
   }
