@@ -19,9 +19,9 @@ void usage() {
                "                          [--matmuls ffn_up,ffn_down,attn_q,output]\n"
                "                          [-t THREADS] [--stream-mib N] [--max-gflop F] [--bw-mib N] [--backend cpu|cuda]\n"
                "       lime-bench generate -m MODEL.gguf [-t THREADS] [-p 128,512] [-n 128] [-r REPS] [-d 512,2048]\n"
-               "                           [--bw-mib N] [--seqs 2,4,8]"
-               " [--backend cpu|cuda|auto] [--device-budget SIZE] [--cuda-unified]\n"
-               "                           [--fast-prefill]\n"
+               "                           [--bw-mib N] [--seqs 2,4,8] [--kv-type f32|f16]"
+               " [--backend cpu|cuda|auto] [--device-budget SIZE]\n"
+               "                           [--cuda-unified] [--fast-prefill]\n"
                "       lime-bench offload -m MODEL.gguf [--budgets 100%%,75%%,50%%,25%%|384M,...] [-t THREADS] [-n 16] [-r 3]\n"
                "                          [--io-threads 2] [--ring-depth 0] [--no-mmap] [--no-ablation]\n");
 }
@@ -116,6 +116,9 @@ int main(int argc, char** argv) {
     } else if (cmd == "generate" && a == "--seqs") {
       ok = to_ints(v, &go.n_seqs);
       for (int32_t b : go.n_seqs) ok = ok && b >= 1 && b <= 256;
+    } else if (cmd == "generate" && a == "--kv-type") {
+      ok = v == "f32" || v == "f16";
+      go.kv_type = v == "f16" ? tensor_type::f16 : tensor_type::f32;
     } else if (cmd == "generate" && a == "--backend") {
       auto k = backend_kind_from_name(v);
       ok = k.ok();

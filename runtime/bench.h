@@ -140,14 +140,15 @@ struct bench_generate_options {
   backend_options backend;           // cpu (default) or cuda (runtime/backend.h)
   std::vector<int32_t> n_seqs;       // batched decode: sequences decoded together (CPU; empty: none)
   std::vector<int32_t> depths;       // tg also after this many context tokens (llama-bench's -d; empty: none)
+  tensor_type kv_type = tensor_type::f32;  // the KV cache's type (session_config::kv_type; f16 is not bitwise f32)
 };
 // Prints llama-bench's markdown table (model | size | params | backend | threads | test | t/s) with the median of
 // `reps` runs ± the standard deviation, each run on a fresh KV cache; then (CPU) each pp figure as a % of the
 // measured FMA peak (flops of the layer matmuls and of attention per prompt token), the weight bytes read per
 // generated token and the tg figure as a % of the bandwidth roofline (with cuda the device and its weight plan instead).
 // A tg row at depth d ("tg128 @ d1024") decodes after d prompt tokens (evaluated first, not timed); its roofline
-// counts the KV cache read per token too (every earlier position's K and V in every layer).
-// Errors: those of model::load and session.
+// counts the KV cache read per token too (every earlier position's K and V in every layer, at the KV type's size).
+// Depths past the model's context length still run (a note says so). Errors: those of model::load and session.
 status bench_generate(const bench_generate_options& o, FILE* out);
 
 // Batched decode (bench_generate_batched.cpp): n_seqs sequences, each from its own token drawn with seed, decoded

@@ -142,6 +142,7 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   for (int32_t p : o.n_prompt) need = std::max(need, p);
   for (int32_t d : o.depths) need = std::max(need, d + o.n_gen + 1);
   cfg.n_ctx = need;
+  cfg.kv_type = o.kv_type;
   cfg.n_batch = 512;
   cfg.backend = o.backend;
   LIME_TRY(std::unique_ptr<session> s, session::create(m, voc, cfg));
@@ -240,8 +241,15 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   uint64_t size = 0;
   for (const gguf_tensor_info& t : m.file().tensors()) size += t.n_bytes;
   const std::string label = model_label(m, n_params);
-  std::fprintf(out, "model: %s\nkernel isa: %s; staged matvec rows: %s\n\n", m.describe().c_str(),
-               cpu::isa_name(cpu::isa_best()), cpu::row_order_name(cpu::staged_row_order()));
+  std::fprintf(out, "model: %s\nkernel isa: %s; staged matvec rows: %s; KV cache: %s\n", m.describe().c_str(),
+               cpu::isa_name(cpu::isa_best()), cpu::row_order_name(cpu::staged_row_order()),
+               tensor_type_name(s->kv().config().type));
+  // Speed does not depend on the positions' meaning, so depths past the trained context still run, but say so.
+  if (need > hp.n_ctx_train) {
+    std::fprintf(out, "note: the deepest test runs %d positions, past the model's context length of %d\n", need,
+                 hp.n_ctx_train);
+  }
+  std::fprintf(out, "\n");
   std::fprintf(out, "| model                          |       size |     params | backend    | threads |            test |                  t/s |\n");
   std::fprintf(out, "| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | -------------------: |\n");
   for (const test_result& r : results) {

@@ -64,6 +64,41 @@ TEST(lime_bench, generate_seqs_adds_batched_decode_rows) {
   EXPECT_NE(bad.err.find("--seqs"), std::string::npos) << bad.err;
 }
 
+TEST(lime_bench, generate_depth_rows_count_the_kv_cache_of_its_type) {
+  LIME_REQUIRE_MODELS(models);
+  // stories260K: 5 layers, 4 kv heads of 8: one position's K and V are 2 x 5 x 32 x 4 bytes in f32 (1280), half in
+  // f16. Token i of -n 4 after -d 64 reads 64 + i + 1 positions: 66.5 on average.
+  for (const char* kv : {"f32", "f16"}) {
+    const test::run_result r = test::run_program({k_bench, "generate", "-m", models + "/stories260K.gguf", "-t", "1",
+                                                  "-p", "8", "-n", "4", "-r", "1", "-d", "64", "--bw-mib", "16",
+                                                  "--kv-type", kv, "--backend", "cpu"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find(std::string("KV cache: ") + kv), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("|       1 |       tg4 @ d64 |"), std::string::npos) << r.out;
+    const size_t line = r.out.find("\ntg4 @ d64: ");
+    ASSERT_NE(line, std::string::npos) << r.out;
+    const size_t plus = r.out.find("MiB of weights + ", line);
+    ASSERT_NE(plus, std::string::npos) << r.out;
+    const double kv_mib = std::strtod(r.out.c_str() + plus + 17, nullptr);
+    const double want = (std::string(kv) == "f32" ? 1280.0 : 640.0) * 66.5 / (1024.0 * 1024.0);
+    EXPECT_NEAR(kv_mib, want, 0.006) << r.out;  // printed with 2 decimals
+    EXPECT_GT(percent_after(r.out, "tg4 @ d64:", "paired with probes around each run: "), 0.0) << r.out;
+    EXPECT_EQ(r.out.find("past the model's context length"), std::string::npos) << r.out;
+  }
+  // Past the model's context length (2048) it still runs, and says so.
+  const test::run_result deep = test::run_program({k_bench, "generate", "-m", models + "/stories260K.gguf", "-t", "1",
+                                                   "-p", "8", "-n", "4", "-r", "1", "-d", "2044", "--bw-mib", "16",
+                                                   "--backend", "cpu"});
+  ASSERT_EQ(deep.exit_code, 0) << deep.err;
+  EXPECT_NE(deep.out.find("note: the deepest test runs 2049 positions, past the model's context length of 2048"),
+            std::string::npos) << deep.out;
+  EXPECT_NE(deep.out.find("|       1 |     tg4 @ d2044 |"), std::string::npos) << deep.out;
+  const test::run_result bad = test::run_program({k_bench, "generate", "-m", models + "/stories260K.gguf",
+                                                  "--kv-type", "q8_0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--kv-type"), std::string::npos) << bad.err;
+}
+
 // The last cell of the table row that starts with `row_start` (trimmed), or "" when there is no such row.
 std::string last_cell(const std::string& out, const std::string& row_start) {
   const size_t line = out.find("\n" + row_start);
