@@ -15,21 +15,22 @@
 // How it works. R weight rows at a time in row streams (for_row_streams), the 16 canonical lanes of a row in one V
 // accumulator: 16 elements a step, one fused multiply-add per row, the activations loaded once for the R rows. A
 // K tail (K % 16 elements) is one step over zero-padded copies with V::fma_first, which leaves the other lanes as
-// they are (the canonical masked tail). At the start of every k_float_chunk elements each row requests that
-// stretch of itself, k_float_prefetch_skip bytes on (the stream's next row past its end): the burst of requests
-// keeps the memory busy. The tiles (matmul_tile.h) this replaces for one column walk 8 adjacent rows with no
-// software prefetch. Measured with AVX-512 on one Zen 4 core from DRAM (in process, same bits, median of 5),
-// against the tiles: f16 and bf16 1.05-2.5x (2048x768 f16 11 -> 28 GB/s), f32 1.05-1.38x; in L2 f32 1.27-1.88x,
-// f16/bf16 1.0-1.07x. Requesting each row's successor instead (prefetch_ahead, as the legacy matvecs) ran long
-// rows 0.85-0.95x: 4 streams of 8 KiB rows requested ahead fill the 32 KiB L1. Skips of 64-256 bytes measured
-// alike, 512-2048 lower.
+// they are (the canonical masked tail). Every step each row requests the line k_float_prefetch_bytes further on in
+// itself (past its end: the next row in memory), the requests spread among the fmas. The tiles (matmul_tile.h)
+// this replaces for one column walk 8 adjacent rows with no software prefetch: on one Zen 4 core from DRAM the
+// first version of this kernel (a burst of requests 128 bytes on for every 256 elements) ran f16 and bf16
+// 1.05-2.5x, f32 1.05-1.38x faster than the tiles. Against that burst, the spread requests on one Zen 5 core
+// (in process, same bits, median of 3-5, from DRAM): f16 2048x768 37.0 -> 43.4 GFLOP/s, 768x2048 28-36 -> 42.3,
+// 4096x4096 31.7 -> 36.4; bf16 4096x4096 31.6 -> 36.4; f32 0.99-1.2x; with AVX2 f16 1.26-1.3x and f32 1.08-1.23x.
+// 128, 192, 256 and 384 bytes on measured within 5 % of each other (384 best for f16); requesting each row's
+// successor instead (prefetch_ahead, as the legacy matvecs) ran long rows 0.85-0.95x on Zen 4: 4 streams of
+// 8 KiB rows requested ahead fill the 32 KiB L1.
 
 namespace lime::cpu {
 namespace {
 namespace float_matvec {
 
-constexpr int64_t k_float_chunk = 256;         // elements between prefetch requests
-constexpr size_t k_float_prefetch_skip = 128;  // bytes
+constexpr size_t k_float_prefetch_bytes = 384;  // how far on in its row each step's request is
 constexpr int k_float_rows = 4;
 
 // R rows (row r at w + r * rs) of a matvec over k elements: y[r * ys] for r < R. F: the tiles' float formats
@@ -40,18 +41,14 @@ void rows(const uint8_t* w, size_t rs, size_t /*rb*/, const float* x, int64_t k,
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = V::zero();
   const int64_t k16 = k / 16 * 16;
-  for (int64_t k0 = 0; k0 < k16; k0 += k_float_chunk) {
-    const int64_t k1 = k16 - k0 < k_float_chunk ? k16 : k0 + k_float_chunk;
-    for (int r = 0; r < R; ++r) {
-      const char* next = reinterpret_cast<const char*>(w + r * rs + k_float_prefetch_skip);
-      for (size_t o = static_cast<size_t>(k0) * F::elem_bytes; o < static_cast<size_t>(k1) * F::elem_bytes; o += 64)
-        _mm_prefetch(next + o, _MM_HINT_T0);
-    }
-    for (int64_t i = k0; i < k1; i += 16) {
-      const typename V::f xv = V::load_f32(x + i);
+  for (int64_t i = 0; i < k16; i += 16) {
+    const typename V::f xv = V::load_f32(x + i);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r] = V::fma(F::half({}, w + r * rs + i * F::elem_bytes, 0), xv, acc[r]);
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + r * rs + i * F::elem_bytes + k_float_prefetch_bytes), _MM_HINT_T0);
     }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r] = V::fma(F::half({}, w + r * rs + i * F::elem_bytes, 0), xv, acc[r]);
   }
   if (const int n = static_cast<int>(k - k16); n > 0) {
     alignas(64) float xt[16] = {};
