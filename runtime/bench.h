@@ -62,11 +62,12 @@ struct machine_roofline {
 class bench_buffer {
  public:
   explicit bench_buffer(uint64_t bytes);
-  const uint8_t* data() const { return p_.get(); }
+  const uint8_t* data() const { return data_; }  // 4096-byte aligned
   uint64_t size() const { return n_; }
 
  private:
-  std::unique_ptr<uint8_t[]> p_;
+  std::unique_ptr<uint8_t[]> p_;  // n_ + 4096 bytes
+  uint8_t* data_ = nullptr;
   uint64_t n_ = 0;
 };
 // Measures both with 1 thread and with n_threads (buffer_bytes of memory, first touched outside the timing).
