@@ -131,7 +131,9 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
     for (int j = 0; j < n; ++j) {
       if constexpr (spread) {
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(wb + r * rs + ahead + j * F::bytes), _MM_HINT_T0);
+        for (int r = 0; r < R; ++r) {
+          _mm_prefetch(reinterpret_cast<const char*>(wb + r * rs + ahead + j * F::bytes), _MM_HINT_T0);
+        }
       }
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
