@@ -32,12 +32,12 @@ void for_row_streams(int64_t row_begin, int64_t row_end, int group, GroupFn grou
   for (int64_t r = row_begin + group * q; r < row_end; ++r) one_fn(r);
 }
 
-// How far down its stream the legacy row kernels request the chunk they will read next: the successor row's, or a
+// How far down its stream the legacy and q4_k row kernels request what they will read next: the successor row's, or a
 // later row's when rows are short, so that every stream has at least k_prefetch_ahead bytes requested ahead of it.
 // One row (432 bytes for K 768 in q4_0) kept too few bytes in flight on Zen 5 (in process, same bits, 9 rounds):
 // q4_0 and q8_0 matvecs of 96-2048 rows x 768-2048 columns ran 3-12 % faster with 2 KiB, a 96-row q4_0 768-column
-// call (a decode chunk at 2 threads) 12.3 -> 13.9 GB/s. The q4_k matvec ran 0-15 % slower with it (it asks two rows
-// on instead).
+// call (a decode chunk at 2 threads) 12.3 -> 13.9 GB/s. With the requests spread among the fmas (the legacy and
+// q4_k matvecs now), 1, 4 and 8 KiB measured no better than 2 (q4_0, q8_0, q4_k; 0.86-1.03x).
 constexpr size_t k_prefetch_ahead = 2048;
 inline size_t prefetch_ahead(size_t row_bytes) {
   if (row_bytes == 0 || row_bytes >= k_prefetch_ahead) return row_bytes;
