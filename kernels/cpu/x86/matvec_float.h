@@ -43,10 +43,7 @@ void rows(const uint8_t* w, size_t rs, size_t /*rb*/, const float* x, int64_t k,
   const int64_t k16 = k / 16 * 16;
   for (int64_t i = 0; i < k16; i += 16) {
     const typename V::f xv = V::load_f32(x + i);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + r * rs + i * F::elem_bytes + k_float_prefetch_bytes), _MM_HINT_T0);
-    }
+    request_rows<R>(w + i * F::elem_bytes + k_float_prefetch_bytes, rs);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = V::fma(F::half({}, w + r * rs + i * F::elem_bytes, 0), xv, acc[r]);
   }

@@ -75,19 +75,16 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
     for (int r = 0; r < R; ++r) {
       for (int i = 0; i < n; ++i) unpack_scales(wb + r * rs + i * k_bytes, dm[r][i]);
     }
+    // The same step further down each row's stream (for_row_streams): prefetch_ahead's row, 36 bytes (a step's
+    // nibbles) at a time among the fmas (a super-block's last line, when it is not reached, is the next one's
+    // first: 2-3 % faster than reaching it with offsets 0, 48, 96, 143). Against a burst for each chunk two rows
+    // down (one Zen 5 core, in process, same bits, 2 runs each, from DRAM), one column: 2048x768 79.7 -> 87.1
+    // GFLOP/s, 32000x768 79.6-80.8 -> 88.0, 2048x8192 83.1-84.4 -> 92.0-92.3, 768x2048 90.2-90.8 -> 93.0-93.1;
+    // 2-4 columns 0.95-1.11x, 1.02x on average.
     for (int i = 0; i < n; ++i) {
       const float* xb = x + (b0 + i) * k_qk;
       for (int c = 0; c < 4; ++c) {
-        // The same step further down each row's stream (for_row_streams): prefetch_ahead's row, 36 bytes (a step's
-        // nibbles) at a time among the fmas (a super-block's last line, when it is not reached, is the next one's
-        // first: 2-3 % faster than reaching it with offsets 0, 48, 96, 143). Against a burst for each chunk two rows
-        // down (one Zen 5 core, in process, same bits, 2 runs each, from DRAM), one column: 2048x768 79.7 -> 87.1
-        // GFLOP/s, 32000x768 79.6-80.8 -> 88.0, 2048x8192 83.1-84.4 -> 92.0-92.3, 768x2048 90.2-90.8 -> 93.0-93.1;
-        // 2-4 columns 0.95-1.11x, 1.02x on average.
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(wb + r * rs + ahead + i * k_bytes + 36 * c), _MM_HINT_T0);
-        }
+        request_rows<R>(wb + ahead + i * k_bytes + 36 * c, rs);
         if constexpr (C == 1) {  // one column: its 64 activations stay in registers for the R rows
           const __m512 xv[4] = {_mm512_loadu_ps(xb + 64 * c), _mm512_loadu_ps(xb + 64 * c + 16),
                                 _mm512_loadu_ps(xb + 64 * c + 32), _mm512_loadu_ps(xb + 64 * c + 48)};

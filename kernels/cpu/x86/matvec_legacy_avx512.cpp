@@ -121,7 +121,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
     // each, from DRAM: q8_0 matvecs 768x2048 66.6-67.2 -> 71.7-72.6 GFLOP/s, 32000x768 64.0-65.4 -> 67.3-67.4,
     // q4_0 0.99-1.02x, 2 columns 1.02-1.03x; 5 columns 0.96-0.97x, so they keep the burst).
     constexpr bool spread = C <= 2;
-    if (!spread) {
+    if constexpr (!spread) {
       for (int r = 0; r < R; ++r) {
         const char* next = reinterpret_cast<const char*>(wb + r * rs + ahead);
         for (size_t o = 0; o < n * F::bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
@@ -129,12 +129,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
     }
     const float* xb = x + b0 * 32;
     for (int j = 0; j < n; ++j) {
-      if constexpr (spread) {
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(wb + r * rs + ahead + j * F::bytes), _MM_HINT_T0);
-        }
-      }
+      if constexpr (spread) request_rows<R>(wb + ahead + j * F::bytes, rs);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         __m512 lo, hi;

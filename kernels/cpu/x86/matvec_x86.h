@@ -44,6 +44,15 @@ inline size_t prefetch_ahead(size_t row_bytes) {
   return (k_prefetch_ahead + row_bytes - 1) / row_bytes * row_bytes;
 }
 
+// Requests the line holding first + r * row_stride into L1 for each of R rows: the matvecs' prefetch, one call a
+// step among the fmas (spread out, not a burst per chunk: matvec_legacy_avx512.cpp, matvec_kquant_avx512.cpp,
+// matvec_float.h). A request never faults, so addresses past the weights are harmless.
+template <int R>
+inline void request_rows(const uint8_t* first, size_t row_stride) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) __builtin_prefetch(first + r * row_stride, 0, 3);  // prefetcht0
+}
+
 // for_row_streams, or with order adjacent: group_fn(r, 1) for r = row_begin, row_begin + group, ... while a whole
 // group fits, then one_fn(r) for the rest.
 template <class GroupFn, class OneFn>
