@@ -257,6 +257,13 @@ status parser::resolve_alignment() {
   if (v.u == 0 || (v.u & (v.u - 1)) != 0) {
     return bad("key 'general.alignment' = " + std::to_string(v.u) + " is not a nonzero power of two");
   }
+  // Every file a writer can make is at least one alignment long (its header is padded to it), so a larger one is
+  // not a GGUF file; accepted, a 2 GiB alignment on a file without tensors made lime's writer pad 2 GiB when it
+  // wrote the file back (found by fuzz_gguf).
+  if (v.u > size_) {
+    return bad("key 'general.alignment' = " + std::to_string(v.u) + " is larger than the file (" +
+               std::to_string(size_) + " bytes)");
+  }
   img_.alignment = v.u;
   return {};
 }

@@ -307,6 +307,19 @@ TEST(GgufCorrupt, GeneralAlignment) {
     poke<uint32_t>(b, key + 21, a);
     expect_error(b, errc::bad_format, {"general.alignment", "power of two"});
   }
+  // A power of two larger than the file: no writer makes that (its header is padded to the alignment), and a
+  // 2 GiB one on a file without tensors once made the writer pad 2 GiB when it wrote the file back.
+  {
+    gguf_writer w;
+    w.set_alignment(64);
+    auto b = write_or_die(w);
+    ASSERT_TRUE(parse_bytes(b).ok());
+    size_t key = find_bytes(b, "general.alignment");
+    poke<uint32_t>(b, key + 21, 0x80000000u);
+    expect_error(b, errc::bad_format, {"general.alignment", "larger than the file"});
+    poke<uint32_t>(b, key + 21, static_cast<uint32_t>(b.size()));  // 64: as long as the file, still a GGUF file
+    EXPECT_TRUE(parse_bytes(b).ok());
+  }
 }
 
 // Touches everything a parsed file exposes, so a bad pointer or length would be read.
