@@ -52,17 +52,21 @@ struct scale_windows {
 };
 
 // d[j] = fp32 value of the scale of block j (at p + j * B) for j < n; the rest 0 (never read). Reads only the
-// n blocks' bytes.
-template <size_t B>
+// n blocks' bytes. A full chunk (Full: n == k_chunk) loads its windows whole, with no masks to compute: one Zen 5
+// core, in process, same bits, q8_0 768x2048 hot 78-83 -> 91-95 GFLOP/s, from DRAM 0.04-0.10x faster at every
+// stories110M shape, q4_0 1.00-1.03x.
+template <size_t B, bool Full>
 inline void load_scales(const uint8_t* p, int n, float* d) {
   using sw = scale_windows<B>;
+  static_assert((sw::count - 1) * sw::per * B + 128 <= k_chunk * B, "a full chunk holds its last window");
   const int64_t avail = static_cast<int64_t>(n) * static_cast<int64_t>(B);
   __m512i h = _mm512_setzero_si512();
 #pragma GCC unroll 4
   for (int w = 0; w < sw::count; ++w) {
     const int64_t o = static_cast<int64_t>(w) * sw::per * static_cast<int64_t>(B);
-    const __m512i lo = _mm512_maskz_loadu_epi8(first_bytes(avail - o), p + o);
-    const __m512i hi = _mm512_maskz_loadu_epi8(first_bytes(avail - o - 64), p + o + 64);
+    const __m512i lo = Full ? _mm512_loadu_si512(p + o) : _mm512_maskz_loadu_epi8(first_bytes(avail - o), p + o);
+    const __m512i hi = Full ? _mm512_loadu_si512(p + o + 64)
+                            : _mm512_maskz_loadu_epi8(first_bytes(avail - o - 64), p + o + 64);
     const __m512i idx = _mm512_load_si512(sw::words.idx[w]);
     const __mmask32 mine = ((__mmask32{1} << sw::per) - 1) << (w * sw::per);
     h = _mm512_mask_blend_epi16(mine, h, _mm512_permutex2var_epi16(lo, idx, hi));
@@ -112,8 +116,13 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
   for (int64_t b0 = 0; b0 < nb; b0 += k_chunk) {
     const int n = nb - b0 < k_chunk ? static_cast<int>(nb - b0) : k_chunk;
     const uint8_t* wb = w + b0 * F::bytes;
+    if (n == k_chunk) {
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) load_scales<F::bytes>(wb + r * rs, n, d[r]);
+      for (int r = 0; r < R; ++r) load_scales<F::bytes, true>(wb + r * rs, n, d[r]);
+    } else {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) load_scales<F::bytes, false>(wb + r * rs, n, d[r]);
+    }
     // Ask for the same chunk of a row further down each row's stream (for_row_streams; its successor, or a later
     // row when rows are short: prefetch_ahead) while this one computes: the hardware prefetchers alone lag on these
     // short rows (measured on the AVX2 twin). One or two columns request it block by block in the loop below, the
