@@ -53,7 +53,7 @@ struct scale_windows {
 
 // d[j] = fp32 value of the scale of block j (at p + j * B) for j < n; the rest 0 (never read). Reads only the
 // n blocks' bytes. A full chunk (Full: n == k_chunk) loads its windows whole, with no masks to compute: one Zen 5
-// core, in process, same bits, q8_0 768x2048 hot 78-83 -> 91-95 GFLOP/s, from DRAM 0.04-0.10x faster at every
+// core, in process, same bits, q8_0 768x2048 hot 78-83 -> 91-95 GFLOP/s, from DRAM 1.04-1.10x at every
 // stories110M shape, q4_0 1.00-1.03x.
 template <size_t B, bool Full>
 inline void load_scales(const uint8_t* p, int n, float* d) {

@@ -37,8 +37,9 @@ void for_row_streams(int64_t row_begin, int64_t row_end, int group, GroupFn grou
 // One row (432 bytes for K 768 in q4_0) kept too few bytes in flight on Zen 5 (in process, same bits, 9 rounds):
 // q4_0 and q8_0 matvecs of 96-2048 rows x 768-2048 columns ran 3-12 % faster with 2 KiB, a 96-row q4_0 768-column
 // call (a decode chunk at 2 threads) 12.3 -> 13.9 GB/s. With the requests spread among the fmas (the legacy and
-// q4_k matvecs now), 1, 4 and 8 KiB measured no better than 2 (q4_0, q8_0, q4_k; 0.86-1.03x).
-// A kernel that spends less time on each byte may ask for more (min_bytes: the q8_0 matvec).
+// q4_k matvecs now), 1, 4 and 8 KiB measured no better than 2 (q4_0, q8_0, q4_k; 0.86-1.03x). A kernel that spends
+// less time on each byte may ask for more (min_bytes): the q8_0 matvec, once its scales got cheaper, gained 3-10 %
+// with 3 KiB (matvec_legacy_avx512.cpp).
 constexpr size_t k_prefetch_ahead = 2048;
 inline size_t prefetch_ahead(size_t row_bytes, size_t min_bytes = k_prefetch_ahead) {
   if (row_bytes == 0 || row_bytes >= min_bytes) return row_bytes;
