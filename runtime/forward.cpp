@@ -37,21 +37,21 @@ constexpr int64_t k_min_parallel_attn_macs = 1 << 14;
 // residual adds) across the pool; smaller ones (decode) run it on the calling thread.
 constexpr size_t k_min_parallel_tokens = 32;
 
-// Rows per chunk of a parallel matmul: a few chunks per thread, so a thread that runs late (a busy or shared
-// machine) costs little, in multiples of 24 rows (the SIMD kernels' row strips) and at least 48. Decode (fewer than
-// 32 columns) takes 1 chunk per thread: each matvec call restarts its row streams, whose first requests then wait
-// on memory (the matvecs ask for their rows a few KiB ahead; matvec_x86.h). A late thread still leaves its chunk to
-// whoever is free if it has not started it. History: with 8 a 768-row matrix was cut into 48-row calls, which cost
-// stories110M's Q4_0 matmuls 6.5-7.7 % on one thread; on a Xeon 4 chunks each beat 8 by 2-6 %; on Zen 5 before the
-// spread prefetch, tg64 at 2 threads gave 4 chunks each 376 (Q4_0) / 331 (Q4_K_M) t/s, 2 chunks 474 / 370, 1 chunk
-// 453 / 298. With the spread prefetch (Zen 5, tg128 at 2 threads, 2-3 alternated runs of 3, % of the paired read
-// roofline, 2 chunks -> 1): Q4_0 43.7-45.2 -> 48.1-50.1 (fast mode), Q4_K_M 79.1 -> 79.8-83.4, Q6_K 80.7-81.9 ->
-// 84.6-87.3, Q8_0 68.6 -> 75.1-77.6 (fast), F16 the same; Llama-3.2-1B Q4_0 87.4-89.8 -> 90.0-93.9, Q4_K_M
-// 84.0-85.7 -> 87.3-87.6; stories110M Q4_0 --seqs 2 / 4: 784-829 -> 826-882 / 1010-1062 -> 1065-1085 t/s.
-// Batches of 32 columns or more keep 8 per thread and at
-// least 96 rows: the lane path reads each packed activation panel once per block of rows, so a 96-row chunk reads
-// them half as often as a 48-row one (768x768 and 768x2048 x 512 columns on a Xeon: 3-7 % faster). Chunks never
-// repeat work: the batched kernels' packed activations are made once per input (pack_lanes).
+// Rows per chunk of a parallel matmul, in multiples of 24 rows (the SIMD kernels' row strips), handed out first
+// come, first served.
+// - Decode (fewer than 32 columns): one chunk per thread, at least 48 rows. Each matvec call restarts its row
+//   streams, whose first requests then wait on memory (the matvecs ask for their rows a few KiB ahead;
+//   matvec_x86.h). A thread that is late to start still leaves its chunk to whoever is free. Zen 5, tg128 at 2
+//   threads, 2-3 alternated runs of 3, % of the paired read roofline, 2 chunks -> 1: stories110M Q4_0 43.7-45.2 ->
+//   48.1-50.1 (fast mode), Q4_K_M 79.1 -> 79.8-83.4, Q6_K 80.7-81.9 -> 84.6-87.3, Q8_0 68.6 -> 75.1-77.6 (fast), F16
+//   the same; Llama-3.2-1B Q4_0 87.4-89.8 -> 90.0-93.9, Q4_K_M 84.0-85.7 -> 87.3-87.6; stories110M Q4_0 --seqs 2 /
+//   4: 784-829 -> 826-882 / 1010-1062 -> 1065-1085 t/s. Before the spread prefetch 2 chunks were best (tg64: 4
+//   chunks 376 (Q4_0) / 331 (Q4_K_M) t/s, 2 chunks 474 / 370, 1 chunk 453 / 298), and on a Xeon 4 beat 8 by 2-6 %
+//   (8 cut a 768-row matrix into 48-row calls: 6.5-7.7 % slower on one thread).
+// - Batches of 32 columns or more: 8 per thread (a thread that runs late costs little) and at least 96 rows: the
+//   lane path reads each packed activation panel once per block of rows, so a 96-row chunk reads them half as
+//   often as a 48-row one (768x768 and 768x2048 x 512 columns on a Xeon: 3-7 % faster). Chunks never repeat work:
+//   the batched kernels' packed activations are made once per input (pack_lanes).
 int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols) {
   const bool batch = n_cols >= 32;
   const int64_t per_thread = batch ? 8 : 1;
