@@ -12,6 +12,7 @@
 #include "kernels/cpu/x86/kquant_scales_x86.h"
 #include "kernels/cpu/x86/matmul_x86.h"
 #include "kernels/cpu/x86/matvec_x86.h"
+#include "kernels/cpu/x86/q6k_unpack_avx512.h"
 #include "kernels/quant_blocks.h"
 
 // How it works (as the AVX2 variant, with one zmm holding all 16 canonical lanes). A chunk of up to 4
@@ -24,9 +25,9 @@
 // loop then looks 16 weights up with one vpermps (q4_k) / vpermt2ps (q5_k) on the staged bytes and does one
 // fma per weight. q6_k has 64 values per sub-block, so its weights are computed: (d * sc) * (float)(q - 32),
 // two multiplies as in the reference. Each weight vector is reused across C columns. q4_k batches of up to
-// k_kquant_few_cols columns go to its matvec kernel instead (matvec_kquant_avx512.cpp). Batches from
-// small::min_cols_for(type) columns stage these weights as fp32 instead (matmul_small.h); wider ones take the lane
-// path.
+// k_kquant_few_cols columns go to its matvec kernel instead (matvec_kquant_avx512.cpp), and so does one column of
+// q6_k (matvec_q6k_avx512.cpp). Batches from small::min_cols_for(type) columns stage these weights as fp32 instead
+// (matmul_small.h); wider ones take the lane path.
 
 namespace lime::cpu {
 namespace {
@@ -122,33 +123,9 @@ void stage_block(const uint8_t* blk, uint8_t* q, float (*table)[32], float* a) {
     stage_q5_chunk<2>(qs, qh, q);
     stage_q5_chunk<3>(qs, qh, q);
   } else {
-    const uint8_t* ql = blk;
-    const uint8_t* qh = blk + 128;
-    const __m512 d = _mm512_set1_ps(half_to_float(blk + 208));
-    const __m128i sc16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
-    _mm512_store_ps(a, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc16))));
-    // 64 bytes at a time: ql[64h, 64h + 64) = [ql[64h + l] | ql[64h + 32 + l]] against qh[32h + l] in both halves.
-    // 16-bit shifts move each byte's 2 high bits to bits 4-5 of the same byte (per half: << 4 and << 2 for the
-    // low nibbles' elements, >> 0 and >> 2 for the high ones'); bits crossing from the neighbouring byte land
-    // outside the masks. (a & 0x0f) | b is one ternary-logic op (0xec).
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
-    const __m512i bits45 = _mm512_set1_epi8(0x30);
-    const __m512i bias = _mm512_set1_epi8(32);
-    const __m512i up = _mm512_setr_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
-                                         0x0004000400040004, 0x0002000200020002, 0x0002000200020002,
-                                         0x0002000200020002, 0x0002000200020002);
-    const __m512i down = _mm512_setr_epi64(0, 0, 0, 0, 0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
-                                           0x0002000200020002);
-    for (int h = 0; h < 2; ++h) {  // element 128h + 32g + l (see block_q6_k)
-      const __m512i l01 = _mm512_loadu_si512(ql + 64 * h);
-      const __m512i hb = _mm512_broadcast_i64x4(load256(qh + 32 * h));
-      const __m512i h01 = _mm512_and_si512(_mm512_sllv_epi16(hb, up), bits45);
-      const __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(hb, down), bits45);
-      const __m512i g01 = _mm512_ternarylogic_epi32(l01, h01, low4, 0xec);
-      const __m512i g23 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l01, 4), h23, low4, 0xec);
-      _mm512_store_si512(q + 128 * h, _mm512_sub_epi8(g01, bias));
-      _mm512_store_si512(q + 128 * h + 64, _mm512_sub_epi8(g23, bias));
-    }
+    q6k_unpack_scales(blk, a);
+    q6k_unpack_half(blk, 0, reinterpret_cast<int8_t*>(q));
+    q6k_unpack_half(blk, 1, reinterpret_cast<int8_t*>(q));
   }
 }
 
@@ -318,6 +295,7 @@ kstatus run(const matmul_args& a) {
 
 kstatus matmul_kquant_avx512(const matmul_args& a) {
   if (a.w_type == tensor_type::q4_k && a.n_cols >= 1 && a.n_cols <= k_kquant_few_cols) return matvec_kquant_avx512(a);
+  if (a.w_type == tensor_type::q6_k && a.n_cols == 1) return matvec_q6k_avx512(a);
   switch (a.w_type) {
     case tensor_type::q4_k: return run<kq::q4>(a);
     case tensor_type::q5_k: return run<kq::q5>(a);
