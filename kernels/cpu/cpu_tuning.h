@@ -4,8 +4,8 @@
 
 namespace lime::cpu {
 
-// Row order of the staged K-quant matvecs (matmul_kquants_avx2.cpp / _avx512.cpp: one-column q5_k and q6_k, and
-// q4_k on AVX2):
+// Row order of the staged K-quant matvecs (matmul_kquants_avx2.cpp / _avx512.cpp: one-column q5_k, and q4_k and
+// q6_k on AVX2; the AVX-512 q6_k matvec, matvec_q6k_avx512.cpp, always takes row streams):
 //   streams:  for_row_streams (matvec_x86.h); each row prefetches its successor in its stream.
 //   adjacent: R adjacent rows a pass; each pass prefetches the next R rows.
 // Measured with the weights streamed from DRAM, same bits:
