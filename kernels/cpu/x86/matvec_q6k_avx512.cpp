@@ -97,9 +97,7 @@ void rows(const uint8_t* w, size_t gs, size_t rs, size_t rb, const float* x, int
 
 kstatus matvec_q6k_avx512(const matmul_args& a) {
   if (a.w_type != tensor_type::q6_k || a.n_cols != 1) return kstatus::unsupported_type;
-  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
-  if (a.n_rows < 0 || a.k < 0 || a.k % k_qk != 0) return kstatus::bad_shape;
-  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  if (const kstatus s = check_matvec_args(a, k_qk); s != kstatus::ok) return s;
   const int64_t nb = a.k / k_qk;
   const size_t rb = static_cast<size_t>(nb) * k_q6k_bytes;
   const uint8_t* w = static_cast<const uint8_t*>(a.w);

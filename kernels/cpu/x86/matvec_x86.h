@@ -66,14 +66,20 @@ void for_rows_in_order(row_order order, int64_t row_begin, int64_t row_end, int 
   for (; r < row_end; ++r) one_fn(r);
 }
 
+// The checks of a matvec's pointers, shape (K a whole number of block_elems blocks) and row range, as matmul_ref.
+inline kstatus check_matvec_args(const matmul_args& a, int64_t block_elems) {
+  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
+  if (a.n_rows < 0 || a.k < 0 || a.k % block_elems != 0) return kstatus::bad_shape;
+  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  return kstatus::ok;
+}
+
 // a, a matvec (one column; unsupported_type for a batch) over blocks of block_elems elements and block_bytes
 // bytes: rows [row_begin, row_end) by for_row_streams, `group` rows a call to group_rows, the rest to one_row.
 inline kstatus run_matvec(const matmul_args& a, int64_t block_elems, size_t block_bytes, int group,
                           matvec_rows_fn group_rows, matvec_rows_fn one_row) {
   if (a.n_cols != 1) return kstatus::unsupported_type;
-  if (!a.w || !a.x || !a.y) return kstatus::bad_argument;
-  if (a.n_rows < 0 || a.k < 0 || a.k % block_elems != 0) return kstatus::bad_shape;
-  if (a.row_begin < 0 || a.row_end > a.n_rows || a.row_begin > a.row_end) return kstatus::bad_argument;
+  if (const kstatus s = check_matvec_args(a, block_elems); s != kstatus::ok) return s;
   const int64_t nb = a.k / block_elems;
   const size_t rb = static_cast<size_t>(nb) * block_bytes;
   const uint8_t* w = static_cast<const uint8_t*>(a.w);

@@ -3,10 +3,11 @@
 // *_avx512.cpp: everything is in an unnamed namespace, so each such file owns a private copy.
 #pragma once
 
-#include <immintrin.h>
+#include "kernels/cpu/x86/vec16_avx512.h"  // first: its warning pragmas must precede <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace lime::cpu {
 namespace {
@@ -15,8 +16,9 @@ constexpr size_t k_q6k_bytes = 210;  // bytes per q6_k super-block: ql[128], qh[
 
 // d * sc of the 16 groups of 16 elements of the super-block at blk -> a[16].
 inline void q6k_unpack_scales(const uint8_t* blk, float* a) {
-  const uint16_t d16 = static_cast<uint16_t>(blk[208] | (blk[209] << 8));
-  const __m512 d = _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(d16))));
+  uint16_t d16;
+  std::memcpy(&d16, blk + 208, sizeof d16);
+  const __m512 d = _mm512_set1_ps(vec16_avx512::half_to_float(d16));
   const __m128i sc16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
   _mm512_store_ps(a, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc16))));
 }
