@@ -17,6 +17,11 @@
 #include "kernels/cpu/x86/vec16_avx2.h"
 #include "kernels/quant_blocks.h"
 
+// The matvec stages then feeds, without overlap. A matvec that staged each row's next super-block during the
+// current one's 16 steps (as matvec_q6k_avx512.cpp) ran 0.95-0.98x on Zen 5 under LIME_ISA=avx2 (768x2048 hot:
+// q4_k 41.9 against 44.2, q5_k 39.7 against 40.9, q6_k 39.7 against 40.7 GFLOP/s): there the 256-bit
+// conversions, multiplies and fmas bound it, not the staging. Not kept; not measured on an AVX2-only CPU.
+//
 // How it works. A chunk of up to 8 super-blocks of R weight rows is first unpacked ("staged") with byte
 // operations into an L1 scratch: one byte per weight in element order (q4_k/q5_k: q; q6_k: q - 32) plus the fp32
 // scales (and offsets) per sub-block. The dot-product loop then turns 8 staged bytes at a time into the weights'

@@ -19,6 +19,10 @@
 // chains are covered at 4 rows, and 8 rows' buffers and constants spill), and so were finer units (a quarter of a
 // super-block a step: 60.2). Rows go by row streams on every CPU: adjacent rows (4 a group, requests 4 rows ahead)
 // measured 0.52-0.93x from DRAM on the same core (32000x768 33.1 against 64.1), unlike the staged kernels there.
+// What bounds it (hot 768x2048, wrong-bits probes of this kernel): without the reference's multiply by d * sc it
+// ran 91-92 against 74-77 GFLOP/s, with the int -> float conversion replaced by an integer or 75-77 against 74-76:
+// the multiply and the fma share the two FMA pipes. The multiply cannot go: (d * sc) * (q - 32) is the weight's
+// exact value, and the fma needs it materialized.
 
 namespace lime::cpu {
 namespace {
