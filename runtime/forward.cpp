@@ -48,15 +48,19 @@ constexpr size_t k_min_parallel_tokens = 32;
 //   4: 784-829 -> 826-882 / 1010-1062 -> 1065-1085 t/s. Before the spread prefetch 2 chunks were best (tg64: 4
 //   chunks 376 (Q4_0) / 331 (Q4_K_M) t/s, 2 chunks 474 / 370, 1 chunk 453 / 298), and on a Xeon 4 beat 8 by 2-6 %
 //   (8 cut a 768-row matrix into 48-row calls: 6.5-7.7 % slower on one thread).
-// - Batches of 32 columns or more: 8 per thread (a thread that runs late costs little) and at least 96 rows: the
-//   lane path reads each packed activation panel once per block of rows, so a 96-row chunk reads them half as
-//   often as a 48-row one (768x768 and 768x2048 x 512 columns on a Xeon: 3-7 % faster). Chunks never repeat work:
-//   the batched kernels' packed activations are made once per input (pack_lanes).
+// - Batches of 32 columns or more: one chunk per thread too, and at least 96 rows: the lane path reads each packed
+//   activation panel once per block of rows, so a 96-row chunk reads them half as often as a 48-row one (768x768
+//   and 768x2048 x 512 columns on a Xeon: 3-7 % faster). Each chunk's first row block is packed straight from
+//   memory (the lane path requests only the next block ahead), so fewer chunks wait less. Zen 5, 2 threads,
+//   alternated lime-bench pp runs (-r 5), medians, % of the paired FMA peak, 8 chunks a thread -> 1: stories110M
+//   F32 pp128 58.4 -> 62.6 and 62.0 -> 63.8 (two sets of 5), pp512 67.5 -> 68.7, Q4_0 pp128 71.4 -> 72.3, Q6_K pp128
+//   69.3 -> 71.0; Llama-3.2-1B Q4_0 pp128 75.0 -> 76.4. With a busy process beside it on the two cores, Q4_0 pp128
+//   gave 883 t/s with one chunk and 909 with 8 (medians of 3; ranges 881-943 and 882-937): the same within the
+//   noise. Chunks never repeat work: the batched kernels'
+//   packed activations are made once per input (pack_lanes).
 int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols) {
-  const bool batch = n_cols >= 32;
-  const int64_t per_thread = batch ? 8 : 1;
-  const int64_t want = (n_rows + per_thread * n_threads - 1) / (per_thread * static_cast<int64_t>(n_threads));
-  return std::max<int64_t>(batch ? 96 : 48, (want + 23) / 24 * 24);
+  const int64_t want = (n_rows + n_threads - 1) / static_cast<int64_t>(n_threads);
+  return std::max<int64_t>(n_cols >= 32 ? 96 : 48, (want + 23) / 24 * 24);
 }
 
 // Attention items ((run, head) pairs) per chunk of the pool: a few chunks per thread. Decode (every run one token)
