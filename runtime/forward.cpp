@@ -56,8 +56,7 @@ constexpr size_t k_min_parallel_tokens = 32;
 //   F32 pp128 58.4 -> 62.6 and 62.0 -> 63.8 (two sets of 5), pp512 67.5 -> 68.7, Q4_0 pp128 71.4 -> 72.3, Q6_K pp128
 //   69.3 -> 71.0; Llama-3.2-1B Q4_0 pp128 75.0 -> 76.4. With a busy process beside it on the two cores, Q4_0 pp128
 //   gave 883 t/s with one chunk and 909 with 8 (medians of 3; ranges 881-943 and 882-937): the same within the
-//   noise. Chunks never repeat work: the batched kernels'
-//   packed activations are made once per input (pack_lanes).
+//   noise. Chunks never repeat work: the batched kernels' packed activations are made once per input (pack_lanes).
 int64_t matmul_chunk_rows(int64_t n_rows, int n_threads, size_t n_cols) {
   const int64_t want = (n_rows + n_threads - 1) / static_cast<int64_t>(n_threads);
   return std::max<int64_t>(n_cols >= 32 ? 96 : 48, (want + 23) / 24 * 24);
