@@ -1,7 +1,8 @@
 // Device decoders of every computable weight type, laid out for the canonical 16-lane order: a row is cut into
 // units (16 elements for f32/f16/bf16, one 32-element block for the legacy quants, one 256-element super-block for
 // the K-quants) and lane l of a half-warp gets elements l, l + 16, l + 32, ... of a unit, in order. Each value is
-// the reference dequantizer's (kernels/cpu/quants_*.cpp), with its operations in its order.
+// the reference dequantizer's (kernels/cpu/quants_*.cpp), with its operations in its order; integer-to-float
+// conversions go through small_uint_to_float / small_uint_minus (exact, off the slow conversion unit).
 #pragma once
 #include <cstdint>
 
@@ -14,7 +15,7 @@ namespace lime::cuda {
 __device__ inline float ld_half(const uint8_t* p) { return fp16_to_fp32(*reinterpret_cast<const uint16_t*>(p)); }
 
 // Interface of every decoder Q:
-//   Q::unit        elements per unit; Q::per_lane = unit / 16 values per lane
+//   Q::unit        elements per unit; Q::per_lane = unit / 16 values per lane; Q::unit_bytes bytes per unit
 //   Q::load(row, u, lane, k, w): w[i] = element u * unit + 16 * i + lane of the row (0 past k: plain types only)
 // Rows are 2-byte aligned (4 for f32): the host launchers check it.
 
@@ -22,6 +23,7 @@ template <tensor_type T>
 struct plain_decoder {
   static constexpr int unit = 16;
   static constexpr int per_lane = 1;
+  static constexpr int unit_bytes = T == tensor_type::f32 ? 64 : 32;
   __device__ static void load(const uint8_t* row, int64_t u, int lane, int64_t k, float* w) {
     const int64_t e = u * 16 + lane;
     if (e >= k) {
@@ -47,6 +49,7 @@ struct legacy_decoder {
   static constexpr bool has_m = T == tensor_type::q4_1 || T == tensor_type::q5_1;
   static constexpr bool has_qh = T == tensor_type::q5_0 || T == tensor_type::q5_1;
   static constexpr int bytes = T == tensor_type::q4_0 ? 18 : T == tensor_type::q4_1 ? 20 : T == tensor_type::q5_0 ? 22 : 24;
+  static constexpr int unit_bytes = bytes;
   __device__ static void load(const uint8_t* row, int64_t u, int lane, int64_t /*k*/, float* w) {
     const uint8_t* b = row + u * bytes;
     const float d = ld_half(b);
@@ -60,14 +63,14 @@ struct legacy_decoder {
       q1 |= ((qh[2 + (lane >> 3)] >> (lane & 7)) & 1) << 4;             // element lane + 16
     }
     if constexpr (has_m) {
-      const float t0 = static_cast<float>(q0) * d;
-      const float t1 = static_cast<float>(q1) * d;
+      const float t0 = small_uint_to_float(q0) * d;
+      const float t1 = small_uint_to_float(q1) * d;
       w[0] = t0 + m;
       w[1] = t1 + m;
     } else {
       const int off = has_qh ? 16 : 8;
-      w[0] = static_cast<float>(q0 - off) * d;
-      w[1] = static_cast<float>(q1 - off) * d;
+      w[0] = small_uint_minus(q0, off) * d;
+      w[1] = small_uint_minus(q1, off) * d;
     }
   }
 };
@@ -75,12 +78,13 @@ struct legacy_decoder {
 struct q8_0_decoder {
   static constexpr int unit = 32;
   static constexpr int per_lane = 2;
+  static constexpr int unit_bytes = 34;
   __device__ static void load(const uint8_t* row, int64_t u, int lane, int64_t /*k*/, float* w) {
     const uint8_t* b = row + u * 34;
     const float d = ld_half(b);
     const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2);
-    w[0] = static_cast<float>(qs[lane]) * d;
-    w[1] = static_cast<float>(qs[lane + 16]) * d;
+    w[0] = small_uint_minus(qs[lane] + 128, 128) * d;
+    w[1] = small_uint_minus(qs[lane + 16] + 128, 128) * d;
   }
 };
 
@@ -92,6 +96,7 @@ struct k_type1_decoder {
   static constexpr int unit = 256;
   static constexpr int per_lane = 16;
   static constexpr int bytes = Q5 ? 176 : 144;
+  static constexpr int unit_bytes = bytes;
   __device__ static void load(const uint8_t* row, int64_t u, int lane, int64_t /*k*/, float* w) {
     const uint8_t* b = row + u * bytes;
     const float d = ld_half(b);
@@ -106,15 +111,15 @@ struct k_type1_decoder {
     for (int s = 0; s < 8; ++s) {
       uint8_t sc, m;
       k4_scale_min(s, scales, &sc, &m);
-      const float d1 = d * static_cast<float>(sc);
-      const float m1 = dmin * static_cast<float>(m);
+      const float d1 = d * small_uint_to_float(sc);
+      const float m1 = dmin * small_uint_to_float(m);
       const int shift = (s & 1) * 4;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int l = 16 * half + lane;
         int q = (qs[32 * (s / 2) + l] >> shift) & 0x0f;
         if (Q5) q |= (((half ? qh1 : qh0) >> s) & 1) << 4;
-        const float t = d1 * static_cast<float>(q);
+        const float t = d1 * small_uint_to_float(q);
         w[2 * s + half] = t - m1;
       }
     }
@@ -127,6 +132,7 @@ struct k_type1_decoder {
 struct q6_k_decoder {
   static constexpr int unit = 256;
   static constexpr int per_lane = 16;
+  static constexpr int unit_bytes = 210;
   __device__ static void load(const uint8_t* row, int64_t u, int lane, int64_t /*k*/, float* w) {
     const uint8_t* b = row + u * 210;
     const uint8_t* ql = b;
@@ -138,8 +144,8 @@ struct q6_k_decoder {
       const int h = i / 8, g = (i % 8) / 2, l = 16 * (i % 2) + lane;
       const int lo = ql[64 * h + 32 * (g & 1) + l];
       const int q = ((g < 2 ? lo : lo >> 4) & 15) | (((qh[32 * h + l] >> (2 * g)) & 3) << 4);
-      const float ds = d * static_cast<float>(scales[i]);
-      w[i] = ds * static_cast<float>(q - 32);
+      const float ds = d * small_uint_minus(scales[i] + 128, 128);
+      w[i] = ds * small_uint_minus(q, 32);
     }
   }
 };

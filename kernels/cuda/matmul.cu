@@ -1,11 +1,11 @@
 // matmul y = x * W^T on the GPU in the canonical order, bitwise cpu::matmul_ref: a half-warp owns one weight row;
 // lane l runs the sequential fma chain over k = l, l + 16, ... for each of NC columns, with the weights decoded in
-// registers (kernels/cuda/dequant.cuh), then the 16 lanes fold. Decode (up to 4 columns) reads x straight from
-// global memory (cached) and loads a batch of units ahead of their fmas; wider batches stage x per 256-element
-// chunk in shared memory, and each half-warp reuses every staged x value for 4 rows and each decoded weight for up to
-// 16 columns.
+// registers (kernels/cuda/dequant.cuh), then the 16 lanes fold. Decode (up to 4 columns) streams the weight rows
+// through shared memory (kernels/cuda/matvec_staged.cuh); wider batches stage x per 256-element chunk in shared
+// memory, and each half-warp reuses every staged x value for 4 rows and each decoded weight for up to 16 columns.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/dequant.cuh"
+#include "kernels/cuda/matvec_staged.cuh"
 
 namespace lime::cuda {
 namespace {
@@ -79,82 +79,6 @@ __global__ void __launch_bounds__(k_threads) matmul_kernel(const uint8_t* __rest
   }
 }
 
-// Units a decode lane loads before it starts their fmas: enough bytes in flight per warp to cover DRAM latency
-// (the fma chain of one lane is sequential, so without them each unit waited for its own load).
-template <class Q>
-struct units_ahead {
-  static constexpr int value = Q::unit >= 256 ? 2 : Q::unit >= 32 ? 8 : 16;
-};
-
-// Decode: the same lanes, chains and fold as matmul_kernel, without shared memory or barriers. x comes through the
-// read-only cache; a lane decodes U units into registers, then runs their fmas in k order. Full units only in the
-// batched loop; a plain type's last partial unit masks the lanes past k (never feeds them zeros).
-template <class Q, int NC>
-__global__ void __launch_bounds__(k_threads) matvec_kernel(const uint8_t* __restrict__ w, int64_t row_bytes,
-                                                           int64_t n_rows, int64_t k, const float* __restrict__ x,
-                                                           int64_t n_cols, float* __restrict__ y, int64_t y_stride) {
-  constexpr int U = units_ahead<Q>::value;
-  const int lane = threadIdx.x & 15;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * k_rows_per_block + (threadIdx.x >> 4);
-  const bool active = row < n_rows;
-  const uint8_t* w_row = w + (active ? row : 0) * row_bytes;
-  const int64_t c0 = static_cast<int64_t>(blockIdx.y) * NC;
-  const float* xc[NC];
-#pragma unroll
-  for (int c = 0; c < NC; ++c) xc[c] = x + (c0 + c < n_cols ? c0 + c : c0) * k;
-  float acc[NC];
-#pragma unroll
-  for (int c = 0; c < NC; ++c) acc[c] = 0.f;
-  if (active) {
-    const int64_t full_units = k / Q::unit;
-    int64_t u = 0;
-    for (; u + U <= full_units; u += U) {
-      float wv[U][Q::per_lane];
-#pragma unroll
-      for (int j = 0; j < U; ++j) Q::load(w_row, u + j, lane, k, wv[j]);
-#pragma unroll
-      for (int j = 0; j < U; ++j) {
-#pragma unroll
-        for (int i = 0; i < Q::per_lane; ++i) {
-          const int64_t e = (u + j) * Q::unit + 16 * i + lane;
-#pragma unroll
-          for (int c = 0; c < NC; ++c) acc[c] = __fmaf_rn(wv[j][i], __ldg(xc[c] + e), acc[c]);
-        }
-      }
-    }
-    const int64_t n_units = (k + Q::unit - 1) / Q::unit;
-    for (; u < n_units; ++u) {
-      float wv[Q::per_lane];
-      Q::load(w_row, u, lane, k, wv);
-#pragma unroll
-      for (int i = 0; i < Q::per_lane; ++i) {
-        const int64_t e = u * Q::unit + 16 * i + lane;
-        if (e < k) {
-#pragma unroll
-          for (int c = 0; c < NC; ++c) acc[c] = __fmaf_rn(wv[i], __ldg(xc[c] + e), acc[c]);
-        }
-      }
-    }
-  }
-#pragma unroll
-  for (int c = 0; c < NC; ++c) acc[c] = fold16(acc[c]);
-  if (active && lane == 0) {
-#pragma unroll
-    for (int c = 0; c < NC; ++c) {
-      if (c0 + c < n_cols) y[(c0 + c) * y_stride + row] = acc[c];
-    }
-  }
-}
-
-template <class Q, int NC>
-void launch_matvec(const matmul_args& a, cudaStream_t s) {
-  const int64_t row_blocks = (a.n_rows + k_rows_per_block - 1) / k_rows_per_block;
-  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>((a.n_cols + NC - 1) / NC));
-  matvec_kernel<Q, NC><<<grid, k_threads, 0, s>>>(static_cast<const uint8_t*>(a.w),
-                                                  static_cast<int64_t>(tensor_row_bytes(a.w_type, a.k)), a.n_rows, a.k,
-                                                  a.x, a.n_cols, a.y, a.y_stride > 0 ? a.y_stride : a.n_rows);
-}
-
 template <class Q, int NC, int R>
 void launch(const matmul_args& a, cudaStream_t s) {
   const int64_t row_blocks = (a.n_rows + k_rows_per_block * R - 1) / (k_rows_per_block * R);
@@ -178,9 +102,9 @@ cuda_status matmul(const matmul_args& a, stream_t stream) {
   visit_decoder(a.w_type, [&](auto q) {
     using Q = decltype(q);
     // Columns per pass: enough to reuse each decoded weight, few enough that small batches waste no lanes.
-    if (a.n_cols == 1) launch_matvec<Q, 1>(a, s);
-    else if (a.n_cols == 2) launch_matvec<Q, 2>(a, s);
-    else if (a.n_cols <= 4) launch_matvec<Q, 4>(a, s);
+    if (a.n_cols == 1) staged::launch_matvec<Q, 1>(a, s);
+    else if (a.n_cols == 2) staged::launch_matvec<Q, 2>(a, s);
+    else if (a.n_cols <= 4) staged::launch_matvec<Q, 4>(a, s);
     else if (a.n_cols <= 8) launch<Q, 8, 4>(a, s);
     else launch<Q, 16, 4>(a, s);
   });

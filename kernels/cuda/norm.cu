@@ -1,33 +1,45 @@
-// rmsnorm and softmax rows on the GPU, bitwise cpu::rmsnorm_ref / cpu::softmax_ref: the sums of squares and sums
-// run in the canonical 16-lane order on one half-warp per row; everything elementwise is spread over the block.
+// rmsnorm and softmax rows on the GPU, bitwise cpu::rmsnorm_ref / cpu::softmax_ref: one block per row; the sums of
+// squares and sums run in the canonical 16-lane order on 16 lanes; everything elementwise is spread over the block.
 #include "kernels/cpu/math_impl.h"
 #include "kernels/cuda/common.cuh"
 
 namespace lime::cuda {
 namespace {
 
-constexpr int k_norm_rows_per_block = 8;  // rmsnorm: one half-warp per row
-constexpr int k_softmax_threads = 256;    // softmax: one block per row
+constexpr int k_norm_threads = 256;     // rmsnorm: one block per row
+constexpr int k_norm_chunk = 4096;      // floats of a row staged in shared memory at a time (a multiple of 16)
+constexpr int k_softmax_threads = 256;  // softmax: one block per row
 
-// y = (x * (1 / sqrt(dot_canonical(x, x) / n + eps))) * w. Each lane reads x[i] before writing y[i] at the same i
-// (after the fold, which every lane has passed), so x and y may alias.
-__global__ void __launch_bounds__(16 * k_norm_rows_per_block)
-    rmsnorm_kernel(const float* x, const float* w, float* y, int64_t n_rows, int64_t n, float eps) {
-  const int lane = threadIdx.x & 15;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * k_norm_rows_per_block + (threadIdx.x >> 4);
-  const bool active = row < n_rows;
-  const float* xr = x + (active ? row : 0) * n;
+// y = (x * (1 / sqrt(dot_canonical(x, x) / n + eps))) * w, one block per row. The block stages the row in shared
+// memory chunk by chunk (coalesced, all threads), and lanes 0-15 of warp 0 run the 16 canonical chains from there:
+// a chain reading global memory one dependent load at a time was latency-bound (tens of microseconds a row). Each
+// thread reads x[i] before writing y[i] at the same i, so x and y may alias.
+__global__ void __launch_bounds__(k_norm_threads)
+    rmsnorm_kernel(const float* x, const float* w, float* y, int64_t n, float eps) {
+  __shared__ float xs[k_norm_chunk];
+  __shared__ float dot_s;
+  const int64_t row = blockIdx.x;
+  const float* xr = x + row * n;
   float acc = 0.f;
-  if (active) {
-    for (int64_t i = lane; i < n; i += 16) acc = __fmaf_rn(xr[i], xr[i], acc);
+  for (int64_t c0 = 0; c0 < n; c0 += k_norm_chunk) {
+    const int m = static_cast<int>(n - c0 < k_norm_chunk ? n - c0 : k_norm_chunk);
+    __syncthreads();  // the previous chunk's readers are done
+    for (int i = threadIdx.x; i < m; i += k_norm_threads) xs[i] = xr[c0 + i];
+    __syncthreads();
+    if (threadIdx.x < 16) {  // chunks start at multiples of 16: lane l keeps chain i = l (mod 16)
+#pragma unroll 8
+      for (int i = threadIdx.x; i < m; i += 16) acc = __fmaf_rn(xs[i], xs[i], acc);
+    }
   }
-  acc = fold16(acc);
-  const float dot = __shfl_sync(0xffffffffu, acc, 0, 16);  // lane 0 of each half-warp holds its row's sum
-  if (!active) return;
-  const float mean = dot / static_cast<float>(n);
+  if (threadIdx.x < 32) {  // both half-warps fold (full-warp shuffles); the second one's sum is unused
+    acc = fold16(acc);
+    if (threadIdx.x == 0) dot_s = acc;
+  }
+  __syncthreads();
+  const float mean = dot_s / static_cast<float>(n);
   const float scale = 1.0f / sqrtf(mean + eps);
   float* yr = y + row * n;
-  for (int64_t i = lane; i < n; i += 16) {
+  for (int64_t i = threadIdx.x; i < n; i += k_norm_threads) {
     const float v = xr[i] * scale;
     yr[i] = w ? v * w[i] : v;
   }
@@ -75,10 +87,8 @@ cuda_status rmsnorm(const float* x, const float* w, float* y, int64_t n_rows, in
   if (n_rows < 0 || n < 0) return status_of(kstatus::bad_shape);
   if (n_rows == 0 || n == 0) return {};  // cpu::rmsnorm_ref writes nothing for n <= 0
   if (!x || !y) return status_of(kstatus::bad_argument);
-  const int64_t blocks = (n_rows + k_norm_rows_per_block - 1) / k_norm_rows_per_block;
-  if (blocks > 0x7fffffff) return status_of(kstatus::bad_shape);
-  rmsnorm_kernel<<<static_cast<unsigned>(blocks), 16 * k_norm_rows_per_block, 0, as_stream(stream)>>>(x, w, y, n_rows,
-                                                                                                      n, eps);
+  if (n_rows > 0x7fffffff) return status_of(kstatus::bad_shape);
+  rmsnorm_kernel<<<static_cast<unsigned>(n_rows), k_norm_threads, 0, as_stream(stream)>>>(x, w, y, n, eps);
   return launch_status();
 }
 

@@ -148,6 +148,7 @@ inline float shfl(float v, int src_of_lane) {
 }  // namespace emu
 
 inline void __syncthreads() { emu::sync_block(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::sync_block(); }  // kernels call it uniformly across the block
 inline float __shfl_down_sync(unsigned, float v, int delta, int width = 32) {
   const int lane = threadIdx.x % 32, base = lane / width * width;
   int src = lane + delta;
