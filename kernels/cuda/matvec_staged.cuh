@@ -18,6 +18,10 @@ constexpr int k_stages = 3;                  // ring depth: k_stages - 1 chunks 
 constexpr int k_stage_bytes = 1024;          // a row's bytes per stage, at most (whole units)
 constexpr int k_row_stride = k_stage_bytes + 32;  // + the 16-byte alignment slack at both ends of a chunk
 
+struct alignas(16) ring_slot {  // one row's chunk: 16-byte aligned for cp.async
+  uint8_t b[k_row_stride];
+};
+
 // 16 bytes global -> shared without the registers (sm_80+); a plain copy elsewhere (scripts/cuda-emu's host build).
 __device__ inline void copy16_async(uint8_t* dst, const uint8_t* src) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -68,7 +72,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const uint8_t* __rest
                                                            int64_t n_cols, float* __restrict__ y, int64_t y_stride) {
   constexpr int S = k_stage_bytes / Q::unit_bytes > 0 ? k_stage_bytes / Q::unit_bytes : 1;  // units per stage
   static_assert(S * Q::unit_bytes <= k_stage_bytes, "a stage must fit its ring slot");
-  __shared__ __align__(16) uint8_t ring[k_stages][k_rows][k_row_stride];
+  __shared__ ring_slot ring[k_stages][k_rows];
   const int lane = threadIdx.x & 15, hw = threadIdx.x >> 4;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * k_rows + hw;
   const bool active = row < n_rows;
@@ -88,7 +92,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const uint8_t* __rest
   auto issue = [&](int64_t st) {
     if (active && st < n_stages) {
       const uint8_t* a = w_row + st * S * Q::unit_bytes;
-      stage_row(ring[st % k_stages][hw], a, a + units_in(st) * Q::unit_bytes, w_end, lane);
+      stage_row(ring[st % k_stages][hw].b, a, a + units_in(st) * Q::unit_bytes, w_end, lane);
     }
     async_commit();  // an empty group keeps the wait count uniform
   };
@@ -99,7 +103,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const uint8_t* __rest
     issue(st + k_stages - 1);
     if (!active) continue;
     const int64_t u0 = st * S;
-    const uint8_t* srow = ring[st % k_stages][hw] + (reinterpret_cast<uintptr_t>(w_row + u0 * Q::unit_bytes) & 15);
+    const uint8_t* srow = ring[st % k_stages][hw].b + (reinterpret_cast<uintptr_t>(w_row + u0 * Q::unit_bytes) & 15);
     const int64_t k_rel = k - u0 * Q::unit;  // elements of the row from this stage on
     if (k_rel >= static_cast<int64_t>(S) * Q::unit) {  // a full stage: no lane is past k
 #pragma unroll 4
