@@ -111,17 +111,19 @@ struct k_type1_decoder {
     for (int s = 0; s < 8; ++s) {
       uint8_t sc, m;
       k4_scale_min(s, scales, &sc, &m);
-      const float d1 = d * small_uint_to_float(sc);
-      const float m1 = dmin * small_uint_to_float(m);
-      const int shift = (s & 1) * 4;
+      sub_block(qs, qh0, qh1, s, lane, d * small_uint_to_float(sc), dmin * small_uint_to_float(m), w);
+    }
+  }
+  // The lane's two elements of sub-block s (w[2s], w[2s + 1]) from its scale d1 = d * sc and min m1 = dmin * m.
+  __device__ static void sub_block(const uint8_t* qs, int qh0, int qh1, int s, int lane, float d1, float m1, float* w) {
+    const int shift = (s & 1) * 4;
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int l = 16 * half + lane;
-        int q = (qs[32 * (s / 2) + l] >> shift) & 0x0f;
-        if (Q5) q |= (((half ? qh1 : qh0) >> s) & 1) << 4;
-        const float t = d1 * small_uint_to_float(q);
-        w[2 * s + half] = t - m1;
-      }
+    for (int half = 0; half < 2; ++half) {
+      const int l = 16 * half + lane;
+      int q = (qs[32 * (s / 2) + l] >> shift) & 0x0f;
+      if (Q5) q |= (((half ? qh1 : qh0) >> s) & 1) << 4;
+      const float t = d1 * small_uint_to_float(q);
+      w[2 * s + half] = t - m1;
     }
   }
 };

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/dequant.cuh"
@@ -59,9 +60,54 @@ __device__ inline void stage_row(uint8_t* dst, const uint8_t* a, const uint8_t* 
     if (p + 16 <= e) {
       copy16_async(d, reinterpret_cast<const uint8_t*>(p));
     } else {
-      for (uintptr_t q = p; q < e; q += 2) *reinterpret_cast<uint16_t*>(d + (q - p)) = *reinterpret_cast<const uint16_t*>(q);
+      for (uintptr_t q = p; q < e; q += 2) {
+        *reinterpret_cast<uint16_t*>(d + (q - p)) = *reinterpret_cast<const uint16_t*>(q);
+      }
     }
   }
+}
+
+// K-quant units with their sub-block scales decoded once per half-warp instead of once per lane: lane j computes
+// scale entry j with the decoder's own operations and the 16 lanes read them with shuffles, so every value keeps its
+// bits (kernels/cuda/dequant.cuh has the layouts). Every lane of the warp must call (full-warp shuffles).
+template <bool Q5>
+__device__ inline void load_k_type1_shared(const uint8_t* row, int64_t u, int lane, float* w) {
+  const uint8_t* b = row + u * k_type1_decoder<Q5>::bytes;
+  uint8_t sc, m;
+  k4_scale_min(lane & 7, b + 4, &sc, &m);
+  const float v = lane < 8 ? ld_half(b) * small_uint_to_float(sc) : ld_half(b + 2) * small_uint_to_float(m);
+  const uint8_t* qh = b + 16;
+  const uint8_t* qs = b + (Q5 ? 48 : 16);
+  const int qh0 = Q5 ? qh[lane] : 0, qh1 = Q5 ? qh[lane + 16] : 0;
+#pragma unroll
+  for (int s = 0; s < 8; ++s) {
+    const float d1 = __shfl_sync(0xffffffffu, v, s, 16);      // d * sc of sub-block s
+    const float m1 = __shfl_sync(0xffffffffu, v, 8 + s, 16);  // dmin * m of sub-block s
+    k_type1_decoder<Q5>::sub_block(qs, qh0, qh1, s, lane, d1, m1, w);
+  }
+}
+
+__device__ inline void load_q6_k_shared(const uint8_t* row, int64_t u, int lane, float* w) {
+  const uint8_t* b = row + u * q6_k_decoder::unit_bytes;
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const int8_t* scales = reinterpret_cast<const int8_t*>(b + 192);
+  const float v = ld_half(b + 208) * small_uint_minus(scales[lane] + 128, 128);  // d * scales[lane]
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int h = i / 8, g = (i % 8) / 2, l = 16 * (i % 2) + lane;
+    const int lo = ql[64 * h + 32 * (g & 1) + l];
+    const int q = ((g < 2 ? lo : lo >> 4) & 15) | (((qh[32 * h + l] >> (2 * g)) & 3) << 4);
+    w[i] = __shfl_sync(0xffffffffu, v, i, 16) * small_uint_minus(q, 32);
+  }
+}
+
+template <class Q>
+__device__ inline void load_unit(const uint8_t* row, int64_t u, int lane, int64_t k, float* w) {
+  if constexpr (std::is_same_v<Q, k_type1_decoder<false>>) load_k_type1_shared<false>(row, u, lane, w);
+  else if constexpr (std::is_same_v<Q, k_type1_decoder<true>>) load_k_type1_shared<true>(row, u, lane, w);
+  else if constexpr (std::is_same_v<Q, q6_k_decoder>) load_q6_k_shared(row, u, lane, w);
+  else Q::load(row, u, lane, k, w);
 }
 
 // Grid: x over groups of k_rows rows, y over groups of NC columns. Each stage holds S whole units of every row of the
@@ -90,7 +136,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const uint8_t* __rest
 
   auto units_in = [&](int64_t st) { return n_units - st * S < S ? static_cast<int>(n_units - st * S) : S; };
   auto issue = [&](int64_t st) {
-    if (active && st < n_stages) {
+    if (st < n_stages) {  // an inactive half-warp (past n_rows) stages row 0: its lanes still shuffle
       const uint8_t* a = w_row + st * S * Q::unit_bytes;
       stage_row(ring[st % k_stages][hw].b, a, a + units_in(st) * Q::unit_bytes, w_end, lane);
     }
@@ -101,7 +147,6 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const uint8_t* __rest
     async_wait<k_stages - 2>();  // this lane's pieces of stage st have landed
     __syncwarp();                // ... and every lane's; all are done reading the slot the next issue refills
     issue(st + k_stages - 1);
-    if (!active) continue;
     const int64_t u0 = st * S;
     const uint8_t* srow = ring[st % k_stages][hw].b + (reinterpret_cast<uintptr_t>(w_row + u0 * Q::unit_bytes) & 15);
     const int64_t k_rel = k - u0 * Q::unit;  // elements of the row from this stage on
@@ -109,7 +154,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const uint8_t* __rest
 #pragma unroll 4
       for (int uu = 0; uu < S; ++uu) {
         float wv[Q::per_lane];
-        Q::load(srow, uu, lane, k_rel, wv);
+        load_unit<Q>(srow, uu, lane, k_rel, wv);
 #pragma unroll
         for (int i = 0; i < Q::per_lane; ++i) {
           const int64_t e = (u0 + uu) * Q::unit + 16 * i + lane;
@@ -121,7 +166,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const uint8_t* __rest
       const int units = units_in(st);
       for (int uu = 0; uu < units; ++uu) {
         float wv[Q::per_lane];
-        Q::load(srow, uu, lane, k_rel, wv);
+        load_unit<Q>(srow, uu, lane, k_rel, wv);
 #pragma unroll
         for (int i = 0; i < Q::per_lane; ++i) {
           const int64_t e = (u0 + uu) * Q::unit + 16 * i + lane;
