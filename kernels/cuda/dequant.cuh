@@ -136,19 +136,22 @@ struct q6_k_decoder {
   static constexpr int per_lane = 16;
   static constexpr int unit_bytes = 210;
   __device__ static void load(const uint8_t* row, int64_t u, int lane, int64_t /*k*/, float* w) {
-    const uint8_t* b = row + u * 210;
-    const uint8_t* ql = b;
-    const uint8_t* qh = b + 128;
+    const uint8_t* b = row + u * unit_bytes;
     const int8_t* scales = reinterpret_cast<const int8_t*>(b + 192);
     const float d = ld_half(b + 208);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
-      const int h = i / 8, g = (i % 8) / 2, l = 16 * (i % 2) + lane;
-      const int lo = ql[64 * h + 32 * (g & 1) + l];
-      const int q = ((g < 2 ? lo : lo >> 4) & 15) | (((qh[32 * h + l] >> (2 * g)) & 3) << 4);
       const float ds = d * small_uint_minus(scales[i] + 128, 128);
-      w[i] = ds * small_uint_minus(q, 32);
+      w[i] = ds * small_uint_minus(quant(b, i, lane), 32);
     }
+  }
+  // The 6-bit q of the lane's element i of the super-block at b (before the - 32).
+  __device__ static int quant(const uint8_t* b, int i, int lane) {
+    const uint8_t* ql = b;
+    const uint8_t* qh = b + 128;
+    const int h = i / 8, g = (i % 8) / 2, l = 16 * (i % 2) + lane;
+    const int lo = ql[64 * h + 32 * (g & 1) + l];
+    return ((g < 2 ? lo : lo >> 4) & 15) | (((qh[32 * h + l] >> (2 * g)) & 3) << 4);
   }
 };
 

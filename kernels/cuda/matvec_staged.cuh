@@ -89,16 +89,11 @@ __device__ inline void load_k_type1_shared(const uint8_t* row, int64_t u, int la
 
 __device__ inline void load_q6_k_shared(const uint8_t* row, int64_t u, int lane, float* w) {
   const uint8_t* b = row + u * q6_k_decoder::unit_bytes;
-  const uint8_t* ql = b;
-  const uint8_t* qh = b + 128;
   const int8_t* scales = reinterpret_cast<const int8_t*>(b + 192);
   const float v = ld_half(b + 208) * small_uint_minus(scales[lane] + 128, 128);  // d * scales[lane]
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
-    const int h = i / 8, g = (i % 8) / 2, l = 16 * (i % 2) + lane;
-    const int lo = ql[64 * h + 32 * (g & 1) + l];
-    const int q = ((g < 2 ? lo : lo >> 4) & 15) | (((qh[32 * h + l] >> (2 * g)) & 3) << 4);
-    w[i] = __shfl_sync(0xffffffffu, v, i, 16) * small_uint_minus(q, 32);
+    w[i] = __shfl_sync(0xffffffffu, v, i, 16) * small_uint_minus(q6_k_decoder::quant(b, i, lane), 32);
   }
 }
 
