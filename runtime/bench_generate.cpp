@@ -241,9 +241,9 @@ status bench_generate(const bench_generate_options& opts, FILE* out) {
   uint64_t size = 0;
   for (const gguf_tensor_info& t : m.file().tensors()) size += t.n_bytes;
   const std::string label = model_label(m, n_params);
-  std::fprintf(out, "model: %s\nkernel isa: %s; staged matvec rows: %s; KV cache: %s\n", m.describe().c_str(),
-               cpu::isa_name(cpu::isa_best()), cpu::row_order_name(cpu::staged_row_order()),
-               tensor_type_name(s->kv().config().type));
+  std::fprintf(out, "model: %s\ncpu: %s\nkernel isa: %s; staged matvec rows: %s; KV cache: %s\n",
+               m.describe().c_str(), cpu::cpu_description().c_str(), cpu::isa_name(cpu::isa_best()),
+               cpu::row_order_name(cpu::staged_row_order()), tensor_type_name(s->kv().config().type));
   // Speed does not depend on the positions' meaning, so depths past the trained context still run, but say so.
   if (need > hp.n_ctx_train) {
     std::fprintf(out, "note: the deepest test runs %d positions, past the model's context length of %d\n", need,

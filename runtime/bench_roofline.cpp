@@ -288,6 +288,7 @@ void bench_print_roofline(const machine_roofline& r, FILE* out) {
   for (cpu::isa i : {cpu::isa::ref, cpu::isa::avx2, cpu::isa::avx512, cpu::isa::neon}) {
     if (cpu::isa_available(i)) avail += std::string(avail.empty() ? "" : ",") + cpu::isa_name(i);
   }
+  std::fprintf(out, "cpu: %s\n", cpu::cpu_description().c_str());
   std::fprintf(out, "kernel isa: %s (available: %s); staged matvec rows: %s\n", cpu::isa_name(r.isa), avail.c_str(),
                cpu::row_order_name(cpu::staged_row_order()));
   std::fprintf(out, "read bandwidth (%.0f MiB buffer, best of 5): 1 thread %.1f GB/s, %d threads %.1f GB/s\n",

@@ -2,7 +2,17 @@
 // bit of any result: each picks between schedules that the kernel tests hold bitwise equal to matmul_ref.
 #pragma once
 
+#include <string>
+
 namespace lime::cpu {
+
+// The CPU, in one line for benchmark headers, so that figures say which machine gave them: vendor, family and model
+// from cpuid with the core generation where amd_core_name knows it, and the brand string, e.g. "AuthenticAMD family
+// 25 model 17 (Zen 4): AMD EPYC". On other architectures: "no cpuid (not x86)".
+std::string cpu_description();
+// The core generation of an AMD family / model (cpuid's displayed values: base plus extended), or nullptr when
+// unknown: Zen / Zen 2 (family 23), Zen 3 and Zen 4 (25, by model range), Zen 5 (26).
+const char* amd_core_name(int family, int model);
 
 // Row order of the staged K-quant matvecs (matmul_kquants_avx2.cpp / _avx512.cpp: one-column q5_k, and q4_k and
 // q6_k on AVX2; the AVX-512 q6_k matvec, matvec_q6k_avx512.cpp, always takes row streams):

@@ -20,6 +20,17 @@
 //         converted and multiplied instead, to move work from the shuffle pipes to the FP ones: 96.7 against
 //         107.7 GFLOP/s, 768x2048 hot on one Zen 5 core.)
 //   q8_0: (float)q * d, one multiply as the reference.
+// On Zen 4 (512-bit ops split over two 256-bit pipes; one core, in process, same bits) both types are bound by
+// the FP pipes, not by memory: q4_0 768x2048 runs 47 GFLOP/s from L2 and 45 from DRAM, q8_0 39 and 33. Pipe
+// probes there (independent zmm ops, 1 a cycle each alone): fma and mul share two pipes; vpermps, vpmovzx/sx (from
+// memory too), vbroadcasti32x4 and vbroadcastss from memory share two shuffle pipes, one of them an fma pipe;
+// shifts, cvtdq2ps and adds take the other two; vpternlogd and vpmultishiftqb go to the fma pipes; vpbroadcastd/q
+// from memory and embedded broadcasts are free. A q4_0 block a row is then 14 pipe slots, 12 of them on three
+// pipes (two fmas, a mul, two permutes, a zero-extension): a floor of 4 cycles a row-block against the 4.8 measured.
+// Tried there, no faster: 6 and 8 rows a pass (q4_0 0.95-1.02x, q8_0 0.80-1.00x); in a standalone copy of the
+// loop, the q4_0 indices from a broadcast 16 bytes and variable shifts (permuted lanes; a shuffle traded for a
+// shift: 0.93-1.04x), and q8_0's weight as fma(float bits 0x4B400000 + q, d, -0x1.8p23 * d) instead of convert
+// and multiply (0.87x) or from one 32-byte load (0.92x).
 // A few columns: each (row, column) keeps its own chain, and each block's dequantized weights serve every column
 // of the pass, so a column costs 2 fmas per block over the 5 uops of dequantizing (the tiles spend about 4 uops
 // per 16 weights per row on it, with a scalar scale conversion per block).
