@@ -27,6 +27,9 @@
 // shifts, cvtdq2ps and adds take the other two; vpternlogd and vpmultishiftqb go to the fma pipes; vpbroadcastd/q
 // from memory and embedded broadcasts are free. A q4_0 block a row is then 14 pipe slots, 12 of them on three
 // pipes (two fmas, a mul, two permutes, a zero-extension): a floor of 4 cycles a row-block against the 4.8 measured.
+// q8_0's block, its loads and dependencies copied into an asm loop over L1 data, takes 4.95 cycles a row against the
+// kernel's 6.0 (a 32-row matrix in L1/L2 runs at the same 37-39 GFLOP/s): the scale gathering and the loop's own
+// bookkeeping take the rest.
 // Tried there, no faster: 6 and 8 rows a pass (q4_0 0.95-1.02x, q8_0 0.80-1.00x); in a standalone copy of the
 // loop, the q4_0 indices from a broadcast 16 bytes and variable shifts (permuted lanes; a shuffle traded for a
 // shift: 0.93-1.04x), and q8_0's weight as fma(float bits 0x4B400000 + q, d, -0x1.8p23 * d) instead of convert

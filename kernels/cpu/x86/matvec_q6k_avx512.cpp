@@ -23,6 +23,13 @@
 // ran 91-92 against 74-77 GFLOP/s, with the int -> float conversion replaced by an integer or 75-77 against 74-76:
 // the multiply and the fma share the two FMA pipes. The multiply cannot go: (d * sc) * (q - 32) is the weight's
 // exact value, and the fma needs it materialized.
+// On Zen 4 (one core, in process, same bits) it runs 31-33 GFLOP/s hot and 29-32 from DRAM at stories110M's shapes,
+// about 7.6 cycles a row per 32 weights: the feed alone (sign-extend, convert, multiply, fma) measures 4.5-4.9 in a
+// probe loop there, so the unpacking costs the rest (there a 64-byte store takes two cycles and stalls the fmas
+// beside it). Tried there, no faster: 2, 3 and 6 rows a group (0.98-1.01x); and + or instead of the ternary-logic
+// ops, which run on the fma pipes there (1.00x); keeping each row's unpacked half in registers and feeding it by
+// masked vpermb (a byte moved to the top of each dword, converted, multiplied by d * sc * 2^-24: exact, same bits),
+// with no staging stores (standalone prototype: 0.85-0.89x).
 
 namespace lime::cpu {
 namespace {
