@@ -32,8 +32,10 @@
 // bookkeeping take the rest.
 // Tried there, no faster: 6 and 8 rows a pass (q4_0 0.95-1.02x, q8_0 0.80-1.00x); in a standalone copy of the
 // loop, the q4_0 indices from a broadcast 16 bytes and variable shifts (permuted lanes; a shuffle traded for a
-// shift: 0.93-1.04x), and q8_0's weight as fma(float bits 0x4B400000 + q, d, -0x1.8p23 * d) instead of convert
-// and multiply (0.87x) or from one 32-byte load (0.92x).
+// shift: 0.93-1.04x), or each half of the lanes a ymm fed by two-table permutes (vpermt2ps) indexed from a free
+// 8-byte broadcast by variable shifts (exact after the lanes are put back: 0.73-0.92x); and q8_0's weight as
+// fma(float bits 0x4B400000 + q, d, -0x1.8p23 * d) instead of convert and multiply (0.87x) or from one 32-byte
+// load (0.92x).
 // A few columns: each (row, column) keeps its own chain, and each block's dequantized weights serve every column
 // of the pass, so a column costs 2 fmas per block over the 5 uops of dequantizing (the tiles spend about 4 uops
 // per 16 weights per row on it, with a scalar scale conversion per block).
