@@ -19,6 +19,7 @@ struct cpu_id {
   char vendor[13] = {};
   int family = 0;
   int model = 0;
+  bool amd() const { return std::strcmp(vendor, "AuthenticAMD") == 0; }
 };
 
 cpu_id read_cpu_id() {
@@ -58,7 +59,7 @@ std::string read_brand() {
 int amd_family() {
 #if LIME_ARCH_X86
   const cpu_id id = read_cpu_id();
-  return std::strcmp(id.vendor, "AuthenticAMD") == 0 ? id.family : 0;
+  return id.amd() ? id.family : 0;
 #else
   return 0;
 #endif
@@ -96,7 +97,7 @@ std::string cpu_description() {
   const cpu_id id = read_cpu_id();
   std::string s = std::string(id.vendor[0] ? id.vendor : "unknown vendor") + " family " + std::to_string(id.family) +
                   " model " + std::to_string(id.model);
-  const char* core = std::strcmp(id.vendor, "AuthenticAMD") == 0 ? amd_core_name(id.family, id.model) : nullptr;
+  const char* core = id.amd() ? amd_core_name(id.family, id.model) : nullptr;
   if (core) s += std::string(" (") + core + ")";
   const std::string brand = read_brand();
   if (!brand.empty()) s += ": " + brand;

@@ -2,7 +2,6 @@
 // the description's shape on this machine.
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <string>
 
 #include "kernels/cpu/cpu_tuning.h"
