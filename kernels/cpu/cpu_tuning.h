@@ -14,8 +14,8 @@ std::string cpu_description();
 // unknown: Zen / Zen 2 (family 23), Zen 3 and Zen 4 (25, by model range), Zen 5 (26).
 const char* amd_core_name(int family, int model);
 
-// Row order of the staged K-quant matvecs (matmul_kquants_avx2.cpp / _avx512.cpp: one-column q5_k, and q4_k and
-// q6_k on AVX2; the AVX-512 q6_k matvec, matvec_q6k_avx512.cpp, always takes row streams):
+// Row order of the staged K-quant matvecs (matmul_kquants_avx2.cpp: one-column q4_k, q5_k and q6_k on AVX2; the
+// AVX-512 q5_k and q6_k matvec, matvec_kpipe_avx512.cpp, always takes row streams):
 //   streams:  for_row_streams (matvec_x86.h); each row prefetches its successor in its stream.
 //   adjacent: R adjacent rows a pass; each pass prefetches the next R rows.
 // Measured with the weights streamed from DRAM, same bits:

@@ -25,9 +25,9 @@
 // loop then looks 16 weights up with one vpermps (q4_k) / vpermt2ps (q5_k) on the staged bytes and does one
 // fma per weight. q6_k has 64 values per sub-block, so its weights are computed: (d * sc) * (float)(q - 32),
 // two multiplies as in the reference. Each weight vector is reused across C columns. q4_k batches of up to
-// k_kquant_few_cols columns go to its matvec kernel instead (matvec_kquant_avx512.cpp), and so does one column of
-// q6_k (matvec_q6k_avx512.cpp). Batches from small::min_cols_for(type) columns stage these weights as fp32 instead
-// (matmul_small.h); wider ones take the lane path.
+// k_kquant_few_cols columns go to its matvec kernel instead (matvec_kquant_avx512.cpp), and one column of q5_k
+// and q6_k to matvec_kpipe_avx512.cpp. Batches from small::min_cols_for(type) columns stage these weights as fp32
+// instead (matmul_small.h); wider ones take the lane path.
 
 namespace lime::cpu {
 namespace {
@@ -192,24 +192,20 @@ float fold16(const float* l) {
   return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
 }
 
-// Tile shapes: matvec takes 4 rows (4 accumulators); a batch 4 rows x 4 columns (16 accumulators, each weight
-// vector used 4 times, each x vector 4 times).
-constexpr int k_mv_rows = 4;
+// Tile shape of a batch: 4 rows x 4 columns (16 accumulators, each weight vector used 4 times, each x vector 4
+// times).
 constexpr int k_mm_rows = 4;
 constexpr int k_mm_cols = 4;
-constexpr int k_max_rows = k_mv_rows > k_mm_rows ? k_mv_rows : k_mm_rows;
 constexpr int k_col_block = 64;  // columns sharing one staging of a weight chunk
 
-// Rows r0 + r * step (r < R) x all columns: for each block of up to 64 columns, the whole K chunk by chunk; each
-// chunk of the R rows is staged once and fed to every C-column group of the block. A matvec takes its rows in
-// the CPU's staged_row_order (cpu_tuning.h): row streams (step q, for_row_streams in matvec_x86.h) or adjacent
-// rows (step 1), as a batch always does.
+// Rows r0 .. r0 + R - 1 x all columns: for each block of up to 64 columns, the whole K chunk by chunk; each chunk
+// of the R rows is staged once and fed to every C-column group of the block. (One column never comes here: the
+// matvecs of matvec_kquant_avx512.cpp and matvec_kpipe_avx512.cpp take it.)
 template <kq T, int R, int C>
-void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
+void rows(const matmul_args& a, int64_t r0, stage* st) {
   const int64_t row_bytes = a.k / k_qk * block_bytes<T>();
   const uint8_t* w = static_cast<const uint8_t*>(a.w) + r0 * row_bytes;
-  // Offset of each row's successor: the next row of its stream, or the row R on.
-  const int64_t next = (step == 1 ? R : 1) * row_bytes;
+  const int64_t next = R * row_bytes;  // offset of each row's successor: the row R on
   alignas(64) float acc[k_col_block * R * 16];  // group of columns [c, c + C): [R][C][16] at acc + c * R * 16
   for (int64_t cb = 0; cb < a.n_cols; cb += k_col_block) {
     const int64_t nc = a.n_cols - cb < k_col_block ? a.n_cols - cb : k_col_block;
@@ -217,7 +213,7 @@ void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
     for (int64_t k0 = 0; k0 < a.k; k0 += k_chunk) {
       const int nb = static_cast<int>((a.k - k0 < k_chunk ? a.k - k0 : k_chunk) / k_qk);
       for (int r = 0; r < R; ++r) {
-        const uint8_t* src = w + r * step * row_bytes + (k0 / k_qk) * block_bytes<T>();
+        const uint8_t* src = w + r * row_bytes + (k0 / k_qk) * block_bytes<T>();
         // The same chunk of each row's successor, requested now (as in the AVX2 twin): without it a matvec spends
         // most of its staging waiting for the weights (measured on a Xeon: the staging loads' stalls were 3x the
         // time of the fmas).
@@ -236,7 +232,7 @@ void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
       const int64_t cg = nc - c < C ? nc - c : C;
       for (int r = 0; r < R; ++r) {
         for (int64_t j = 0; j < cg; ++j) {
-          a.y[(cb + c + j) * a.n_rows + r0 + r * step] = fold16(acc + c * R * 16 + (r * cg + j) * 16);
+          a.y[(cb + c + j) * a.n_rows + r0 + r] = fold16(acc + c * R * 16 + (r * cg + j) * 16);
         }
       }
     }
@@ -277,14 +273,7 @@ kstatus run(const matmul_args& a) {
     const bool small_done = small::run<vec16_avx512>(a, lo, stage_rows);
     if (small_done) return kstatus::ok;
   }
-  stage st[k_max_rows];
-  if (a.n_cols == 1) {
-    for_rows_in_order(
-        staged_row_order(), a.row_begin, a.row_end, k_mv_rows,
-        [&](int64_t r0, int64_t q) { rows<T, k_mv_rows, 1>(a, r0, st, q); },
-        [&](int64_t r1) { rows<T, 1, 1>(a, r1, st); });
-    return kstatus::ok;
-  }
+  stage st[k_mm_rows];
   int64_t r = a.row_begin;
   for (; r + k_mm_rows <= a.row_end; r += k_mm_rows) rows<T, k_mm_rows, k_mm_cols>(a, r, st);
   for (; r < a.row_end; ++r) rows<T, 1, k_mm_cols>(a, r, st);
@@ -295,7 +284,7 @@ kstatus run(const matmul_args& a) {
 
 kstatus matmul_kquant_avx512(const matmul_args& a) {
   if (a.w_type == tensor_type::q4_k && a.n_cols >= 1 && a.n_cols <= k_kquant_few_cols) return matvec_kquant_avx512(a);
-  if (a.w_type == tensor_type::q6_k && a.n_cols == 1) return matvec_q6k_avx512(a);
+  if ((a.w_type == tensor_type::q5_k || a.w_type == tensor_type::q6_k) && a.n_cols == 1) return matvec_kpipe_avx512(a);
   switch (a.w_type) {
     case tensor_type::q4_k: return run<kq::q4>(a);
     case tensor_type::q5_k: return run<kq::q5>(a);

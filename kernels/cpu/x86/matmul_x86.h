@@ -17,9 +17,9 @@ constexpr int64_t k_kquant_few_cols = 11;
 // One column (decode) of q4_k, or 2 to k_kquant_few_cols columns with each weight dequantized once for all of them
 // (kernels/cpu/x86/matvec_kquant_avx512.cpp); unsupported_type otherwise.
 kstatus matvec_kquant_avx512(const matmul_args& a);
-// One column (decode) of q6_k, unpacking each super-block while the previous one is fed
-// (kernels/cpu/x86/matvec_q6k_avx512.cpp); unsupported_type otherwise.
-kstatus matvec_q6k_avx512(const matmul_args& a);
+// One column (decode) of q5_k or q6_k, unpacking each super-block while the previous one is fed
+// (kernels/cpu/x86/matvec_kpipe_avx512.cpp); unsupported_type otherwise.
+kstatus matvec_kpipe_avx512(const matmul_args& a);
 
 // Float weights: f32, f16, bf16 (defined in kernels/cpu/x86/matmul_avx2.cpp / matmul_avx512.cpp; one column takes
 // the row-stream matvec of kernels/cpu/x86/matvec_float.h).

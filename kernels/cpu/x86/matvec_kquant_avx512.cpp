@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/cpu/x86/kquant_scales_x86.h"
+#include "kernels/cpu/x86/k4_scales_avx512.h"
 #include "kernels/cpu/x86/matmul_x86.h"
 #include "kernels/cpu/x86/matvec_x86.h"
 
@@ -26,17 +26,6 @@ namespace {
 constexpr int64_t k_qk = 256;      // elements per super-block
 constexpr size_t k_bytes = 144;    // bytes per q4_k super-block
 constexpr int k_chunk_blocks = 4;  // super-blocks whose scales are unpacked together
-
-// The d1 and m1 of the super-block at blk, interleaved: dm[2j] = d * sc[j], dm[2j + 1] = dmin * m[j] (j < 8), from
-// unpack_k4_scales_xmm. Against the scalar unpacking it replaced (unpack_k4_scales, 4 inserts and a vpermps per
-// super-block), with the prefetch below, one Zen 5 core (in process, same bits, median of 7): 1.09-1.14x from DRAM
-// and in L2, but 0.95-0.97x at 2048x8192.
-inline void unpack_scales(const uint8_t* blk, float* dm) {
-  const __m128i sm = unpack_k4_scales_xmm(blk);                              // sc[0..7], m[0..7]
-  const __m128i pairs = _mm_unpacklo_epi8(sm, _mm_unpackhi_epi64(sm, sm));   // sc[0], m[0], sc[1], m[1], ...
-  const __m512 scale = _mm512_cvtph_ps(_mm256_broadcastd_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
-  _mm512_store_ps(dm, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(pairs))));  // d, dmin, d, ...
-}
 
 inline __m512i bytes16(const uint8_t* p) {
   return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -73,7 +62,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
     const int n = nb - b0 < k_chunk_blocks ? static_cast<int>(nb - b0) : k_chunk_blocks;
     const uint8_t* wb = w + b0 * k_bytes;
     for (int r = 0; r < R; ++r) {
-      for (int i = 0; i < n; ++i) unpack_scales(wb + r * rs + i * k_bytes, dm[r][i]);
+      for (int i = 0; i < n; ++i) k4_unpack_dm(wb + r * rs + i * k_bytes, dm[r][i]);
     }
     // The same step further down each row's stream (for_row_streams): prefetch_ahead's row, 36 bytes (a step's
     // nibbles) at a time among the fmas (a super-block's last line, when it is not reached, is the next one's
