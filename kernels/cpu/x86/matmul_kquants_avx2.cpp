@@ -18,7 +18,7 @@
 #include "kernels/quant_blocks.h"
 
 // The matvec stages then feeds, without overlap. A matvec that staged each row's next super-block during the
-// current one's 16 steps (as matvec_q6k_avx512.cpp) ran 0.95-0.98x on Zen 5 under LIME_ISA=avx2 (768x2048 hot:
+// current one's 16 steps (as matvec_kpipe_avx512.cpp) ran 0.95-0.98x on Zen 5 under LIME_ISA=avx2 (768x2048 hot:
 // q4_k 41.9 against 44.2, q5_k 39.7 against 40.9, q6_k 39.7 against 40.7 GFLOP/s): there the 256-bit
 // conversions, multiplies and fmas bound it, not the staging. Not kept; not measured on an AVX2-only CPU.
 //
@@ -226,6 +226,23 @@ float fold16(const float* l) {
   return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
 }
 
+// Rows of at least this many bytes (K >= 2048 for every K-quant) request, super-block by super-block as they are
+// staged, the same super-block of the row two on in their stream, into L2; shorter rows request their successor's
+// chunk into L1 at once, as before. A burst of a whole long chunk (27 lines a row for q6_k at K = 2048) did nothing
+// on Zen 4: under LIME_ISA=avx2 (one core, in process, bits unchanged, weights cycled through 256 MiB) it ran as
+// with no requests at all, q6_k 768x2048 14.4-14.8 GFLOP/s against 25-27 with the matrix in cache. The successor's
+// blocks spread over the staging, into L1: 16.4-18.1; into L2: 18.2-19.7; two rows on, into L2: 21.3-22.3 (2048x2048
+// 14.1 -> 21.3-22.1, 8192x2048 11.6-14.4 -> 21.2-21.3, 2048x8192 14.2-14.6 -> 22.2-22.3; q4_k 768x2048 18.1-19.7 ->
+// 20.7-23.8, 8192x2048 18.6-19.8 -> 23.4-24.5; q5_k 768x2048 15.6 -> 20.0-21.8). At K = 768 (430-630 byte rows) the
+// new requests cost 0-15 % (q6_k 32000x768 24.0-25.5 -> 19.9-23.3), so those rows keep the burst.
+constexpr int64_t k_long_row_bytes = 1024;
+
+// Requests the lines of the super-block of type T at p into L2 (a request never faults: p may lie past the weights).
+template <kq T>
+inline void request_block_l2(const uint8_t* p) {
+  for (int64_t o = 0; o < block_bytes<T>(); o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T1);
+}
+
 // Tile shapes. Matvec: 4 rows, both lane halves at once (8 accumulators). Batch: 3 rows x 4 columns, one lane
 // half at a time (12 accumulators; each weight vector feeds 4 columns, each x vector 3 rows).
 constexpr int k_mv_rows = 4;
@@ -254,12 +271,16 @@ void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
       for (int r = 0; r < R; ++r) {
         const uint8_t* src = w + r * step * row_bytes + (k0 / k_qk) * block_bytes<T>();
         // The same chunk of each row's successor, requested now: the hardware prefetchers alone leave a matvec
-        // streaming from memory well below the core's rate (measured on Zen 3).
-        for (int64_t o = 0; o < nb * block_bytes<T>(); o += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(src + next + o), _MM_HINT_T0);
+        // streaming from memory well below the core's rate (measured on Zen 3). Long rows: see k_long_row_bytes.
+        if (row_bytes < k_long_row_bytes) {
+          for (int64_t o = 0; o < nb * block_bytes<T>(); o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(src + next + o), _MM_HINT_T0);
+        }
         for (int i = 0; i < nb; ++i) {
           const int ns = T == kq::q6 ? 16 : 8;  // scales per super-block
-          stage_block<T>(src + i * block_bytes<T>(), st[r].q + i * k_qk, st[r].a + ns * i, st[r].b + ns * i);
+          const uint8_t* blk = src + i * block_bytes<T>();
+          if (row_bytes >= k_long_row_bytes) request_block_l2<T>(blk + 2 * next);
+          stage_block<T>(blk, st[r].q + i * k_qk, st[r].a + ns * i, st[r].b + ns * i);
         }
       }
       const float* x = a.x + cb * a.k + k0;
