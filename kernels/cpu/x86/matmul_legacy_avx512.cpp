@@ -7,7 +7,10 @@
 namespace lime::cpu {
 
 kstatus matmul_legacy_avx512(const matmul_args& a) {
-  if (a.n_cols == 1 && (a.w_type == tensor_type::q4_0 || a.w_type == tensor_type::q8_0)) return matvec_legacy_avx512(a);
+  const tensor_type t = a.w_type;
+  if (a.n_cols == 1 && (t == tensor_type::q4_0 || t == tensor_type::q4_1 || t == tensor_type::q8_0)) {
+    return matvec_legacy_avx512(a);
+  }
   if (a.w_type == tensor_type::q4_0 && a.n_cols >= 2 && a.n_cols <= k_legacy_few_cols) return matvec_legacy_avx512(a);
   return tile::run_legacy<vec16_avx512>(a);
 }

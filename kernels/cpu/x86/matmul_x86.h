@@ -35,8 +35,8 @@ kstatus matmul_legacy_avx512(const matmul_args& a);
 // q4_0 batches up to this many columns (decode of a few sequences) take matvec_legacy_avx512 (measured 1.04-1.62x
 // over the tiles and the small-batch path at 2-16 columns; beyond, the lane path takes over from 32).
 constexpr int64_t k_legacy_few_cols = 16;
-// One column (decode) of q4_0 / q8_0, or 2 to k_legacy_few_cols columns of q4_0 with each weight dequantized once
-// for all of them (kernels/cpu/x86/matvec_legacy_avx512.cpp); unsupported_type otherwise.
+// One column (decode) of q4_0 / q4_1 / q8_0, or 2 to k_legacy_few_cols columns of q4_0 with each weight
+// dequantized once for all of them (kernels/cpu/x86/matvec_legacy_avx512.cpp); unsupported_type otherwise.
 kstatus matvec_legacy_avx512(const matmul_args& a);
 
 }  // namespace lime::cpu

@@ -1,5 +1,6 @@
-// AVX-512 matvec (one activation column: decode) for q4_0 and q8_0, and q4_0 batches of 2 to k_legacy_few_cols
-// columns (decode of a few sequences), bitwise equal to matmul_ref. Other batches take matmul_tile.h.
+// AVX-512 matvec (one activation column: decode) for q4_0, q4_1 and q8_0, and q4_0 batches of 2 to
+// k_legacy_few_cols columns (decode of a few sequences), bitwise equal to matmul_ref. Other batches take
+// matmul_tile.h.
 #include "kernels/cpu/x86/vec16_avx512.h"  // first: its warning pragmas must precede <immintrin.h>
 
 #include <cstddef>
@@ -51,12 +52,19 @@ inline __mmask64 first_bytes(int64_t n) {
   return n >= 64 ? ~__mmask64{0} : n <= 0 ? __mmask64{0} : (__mmask64{1} << n) - 1;
 }
 
-// Gathering the fp16 scales of 16 blocks of B bytes (at block offset 0) with word permutes: a 128-byte window
-// holds the scales of `per` consecutive blocks, picked out of its two zmm by one vpermt2w.
-template <size_t B>
+// Gathering the fp16 scales of 16 blocks of B bytes (at byte Off of each block) with word permutes: a 128-byte
+// window holds the scales of `per` consecutive blocks, picked out of its two zmm by one vpermt2w. The last window
+// ends at the chunk's last scale when a window of its own would run past the chunk (20-byte q4_1 blocks).
+template <size_t B, size_t Off>
 struct scale_windows {
   static constexpr int per = 126 / static_cast<int>(B) + 1;  // scales wholly inside one 128-byte window
   static constexpr int count = (k_chunk + per - 1) / per;
+  static constexpr int64_t last_start = static_cast<int64_t>(k_chunk * B - Off) - 128;
+  // Byte offset of window w from the chunk's first scale.
+  static constexpr int64_t start(int w) {
+    const int64_t o = static_cast<int64_t>(w) * per * static_cast<int64_t>(B);
+    return o < last_start ? o : last_start;
+  }
   // idx[w][j]: word of window w that holds block j's scale, for the blocks j window w serves (others 0).
   struct table {
     alignas(64) uint16_t idx[count][32];
@@ -64,25 +72,33 @@ struct scale_windows {
   static constexpr table make() {
     table t{};
     for (int w = 0; w < count; ++w)
-      for (int j = w * per; j < (w + 1) * per && j < k_chunk; ++j) t.idx[w][j] = static_cast<uint16_t>((j - w * per) * B / 2);
+      for (int j = w * per; j < (w + 1) * per && j < k_chunk; ++j)
+        t.idx[w][j] = static_cast<uint16_t>((j * static_cast<int64_t>(B) - start(w)) / 2);
     return t;
   }
   static constexpr table words = make();
+  static constexpr bool fits() {  // every scale wholly inside its window
+    for (int w = 0; w < count; ++w)
+      for (int j = w * per; j < (w + 1) * per && j < k_chunk; ++j)
+        if (j * static_cast<int64_t>(B) - start(w) > 126) return false;
+    return true;
+  }
+  static_assert(last_start >= 0 && fits(), "the chunk's scales fit the windows");
 };
 
-// d[j] = fp32 value of the scale of block j (at p + j * B) for j < n; the rest 0 (never read). Reads only the
-// n blocks' bytes. A full chunk (Full: n == k_chunk) loads its windows whole, with no masks to compute: one Zen 5
-// core, in process, same bits, q8_0 768x2048 hot 78-83 -> 91-95 GFLOP/s, from DRAM 1.04-1.10x at every
-// stories110M shape, q4_0 1.00-1.03x.
-template <size_t B, bool Full>
-inline void load_scales(const uint8_t* p, int n, float* d) {
-  using sw = scale_windows<B>;
-  static_assert((sw::count - 1) * sw::per * B + 128 <= k_chunk * B, "a full chunk holds its last window");
-  const int64_t avail = static_cast<int64_t>(n) * static_cast<int64_t>(B);
+// d[j] = fp32 value of the fp16 at byte Off of block j (at blocks + j * B) for j < n; the rest 0 (never read).
+// Reads only the n blocks' bytes. A full chunk (Full: n == k_chunk) loads its windows whole, with no masks to
+// compute: one Zen 5 core, in process, same bits, q8_0 768x2048 hot 78-83 -> 91-95 GFLOP/s, from DRAM 1.04-1.10x at
+// every stories110M shape, q4_0 1.00-1.03x.
+template <size_t B, size_t Off, bool Full>
+inline void load_scales(const uint8_t* blocks, int n, float* d) {
+  using sw = scale_windows<B, Off>;
+  const uint8_t* p = blocks + Off;
+  const int64_t avail = static_cast<int64_t>(n) * static_cast<int64_t>(B) - static_cast<int64_t>(Off);
   __m512i h = _mm512_setzero_si512();
 #pragma GCC unroll 4
   for (int w = 0; w < sw::count; ++w) {
-    const int64_t o = static_cast<int64_t>(w) * sw::per * static_cast<int64_t>(B);
+    const int64_t o = sw::start(w);
     const __m512i lo = Full ? _mm512_loadu_si512(p + o) : _mm512_maskz_loadu_epi8(first_bytes(avail - o), p + o);
     const __m512i hi = Full ? _mm512_loadu_si512(p + o + 64)
                             : _mm512_maskz_loadu_epi8(first_bytes(avail - o - 64), p + o + 64);
@@ -95,6 +111,7 @@ inline void load_scales(const uint8_t* p, int n, float* d) {
 
 struct q4_0_fmt {
   static constexpr size_t bytes = 18;
+  static constexpr int n_scales = 1;
   static constexpr size_t ahead = k_prefetch_ahead;  // 3 and 4 KiB: 0.96-0.99x and 0.95-0.98x (from DRAM)
   // Block j of a row: elements 0-15 (low nibbles of bytes 0-15) -> lo, 16-31 (high nibbles) -> hi, lanes 0-15.
   static void weights(const uint8_t* blk, const float* d, __m512& lo, __m512& hi) {
@@ -107,8 +124,29 @@ struct q4_0_fmt {
   }
 };
 
+// q4_1: (float)q * d + m, the reference's multiply then add (no fma: same operations, so the same NaNs too), on
+// the 16 possible q per block (a table as q4_0's). Before, one column took the tiles:
+// Zen 4, one core, in process, same bits, weights cycled through 256 MiB, alternated: 768x768 25.1-26.3 -> 31.0-31.7
+// GFLOP/s, 2048x768 27.2-27.8 -> 32.5, 768x2048 27.7-27.9 -> 36.5-37.0, 2048x8192 28.8-29.6 -> 36.8-37.2, 32000x768
+// 27.1-27.9 -> 32.2-32.7 (q4_0 and q8_0 unchanged).
+struct q4_1_fmt {
+  static constexpr size_t bytes = 20;
+  static constexpr int n_scales = 2;  // d at byte 0, m at byte 2
+  static constexpr size_t ahead = k_prefetch_ahead;
+  // s[0] = d, s[k_chunk] = m of the block.
+  static void weights(const uint8_t* blk, const float* s, __m512& lo, __m512& hi) {
+    const __m512 iota = _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f, 14.f,
+                                       15.f);
+    const __m512 table = _mm512_add_ps(_mm512_mul_ps(iota, bcast_f32(s)), bcast_f32(s + k_chunk));
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4)));
+    lo = _mm512_permutexvar_ps(q, table);
+    hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
+  }
+};
+
 struct q8_0_fmt {
   static constexpr size_t bytes = 34;
+  static constexpr int n_scales = 1;
   // Requests at least 3 KiB ahead: against 2 KiB, one Zen 5 core, in process, same bits, alternated runs from
   // DRAM, 1.03-1.10x at stories110M's four shapes, 1.01-1.10x at Llama-3.2-1B's (1 KiB: 0.88-1.00x, 4 KiB as 3).
   static constexpr size_t ahead = 3072;
@@ -134,17 +172,23 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-  alignas(64) float d[R][k_chunk];
+  alignas(64) float d[R][F::n_scales][k_chunk];  // per row, each scale of the chunk's blocks (q4_1: d, then m)
   const size_t ahead = prefetch_ahead(rb, F::ahead);  // once: GCC 12 left its division in the R-row loop (1-2 %)
   for (int64_t b0 = 0; b0 < nb; b0 += k_chunk) {
     const int n = nb - b0 < k_chunk ? static_cast<int>(nb - b0) : k_chunk;
     const uint8_t* wb = w + b0 * F::bytes;
     if (n == k_chunk) {
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) load_scales<F::bytes, true>(wb + r * rs, n, d[r]);
+      for (int r = 0; r < R; ++r) {
+        load_scales<F::bytes, 0, true>(wb + r * rs, n, d[r][0]);
+        if constexpr (F::n_scales == 2) load_scales<F::bytes, 2, true>(wb + r * rs, n, d[r][1]);
+      }
     } else {
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) load_scales<F::bytes, false>(wb + r * rs, n, d[r]);
+      for (int r = 0; r < R; ++r) {
+        load_scales<F::bytes, 0, false>(wb + r * rs, n, d[r][0]);
+        if constexpr (F::n_scales == 2) load_scales<F::bytes, 2, false>(wb + r * rs, n, d[r][1]);
+      }
     }
     // Ask for the same chunk of a row further down each row's stream (for_row_streams; its successor, or a later
     // row when rows are short: prefetch_ahead) while this one computes: the hardware prefetchers alone lag on these
@@ -165,7 +209,7 @@ void rows(const uint8_t* w, size_t rs, size_t rb, const float* x, int64_t xs, in
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         __m512 lo, hi;
-        F::weights(wb + r * rs + j * F::bytes, &d[r][j], lo, hi);
+        F::weights(wb + r * rs + j * F::bytes, &d[r][0][j], lo, hi);
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) {
           const float* xc = xb + c * xs + 32 * j;
@@ -200,18 +244,25 @@ cols_rows_fn rows_for_cols(int c) {
   return fns[c - 1];
 }
 
+// One activation column of format F.
+template <class F>
+kstatus one_column(const matmul_args& a) {
+  return run_matvec(a, 32, F::bytes, k_rows, rows_1<F, k_rows>, rows_1<F, 1>);
+}
+
 }  // namespace
 
 kstatus matvec_legacy_avx512(const matmul_args& a) {
   if (a.n_cols != 1) {
     // q8_0 batches stay with the tiles: its conversion is the same work there (measured 0.8-1.1x here).
     if (a.w_type != tensor_type::q4_0) return kstatus::unsupported_type;
-    return run_few_cols(a, 32, q4_0_fmt::bytes, k_rows, k_legacy_few_cols, k_group_cols, rows_for_cols<q4_0_fmt, k_rows>,
-                        rows_for_cols<q4_0_fmt, 1>);
+    return run_few_cols(a, 32, q4_0_fmt::bytes, k_rows, k_legacy_few_cols, k_group_cols,
+                        rows_for_cols<q4_0_fmt, k_rows>, rows_for_cols<q4_0_fmt, 1>);
   }
   switch (a.w_type) {
-    case tensor_type::q4_0: return run_matvec(a, 32, q4_0_fmt::bytes, k_rows, rows_1<q4_0_fmt, k_rows>, rows_1<q4_0_fmt, 1>);
-    case tensor_type::q8_0: return run_matvec(a, 32, q8_0_fmt::bytes, k_rows, rows_1<q8_0_fmt, k_rows>, rows_1<q8_0_fmt, 1>);
+    case tensor_type::q4_0: return one_column<q4_0_fmt>(a);
+    case tensor_type::q4_1: return one_column<q4_1_fmt>(a);
+    case tensor_type::q8_0: return one_column<q8_0_fmt>(a);
     default: return kstatus::unsupported_type;
   }
 }
