@@ -26,8 +26,8 @@
 // exact value, and the fma needs it materialized.
 // On Zen 4 (one core, in process, same bits) it runs 31-33 GFLOP/s hot and 29-32 from DRAM at stories110M's shapes,
 // about 7.6 cycles a row per 32 weights: the feed alone (sign-extend, convert, multiply, fma) measures 4.5-4.9 in a
-// probe loop there, so the unpacking costs the rest (there a 64-byte store takes two cycles and stalls the fmas
-// beside it). Tried there, no faster: 2, 3 and 6 rows a group (0.98-1.01x); and + or instead of the ternary-logic
+// probe loop there, so the unpacking costs the rest (a 64-byte store takes two cycles there; beside fmas alone it
+// stalls them, among loads and conversions it hid in a probe). Tried there, no faster: 2, 3 and 6 rows a group (0.98-1.01x); and + or instead of the ternary-logic
 // ops, which run on the fma pipes there (1.00x); keeping each row's unpacked half in registers and feeding it by
 // masked vpermb (a byte moved to the top of each dword, converted, multiplied by d * sc * 2^-24: exact, same bits),
 // with no staging stores (standalone prototype: 0.85-0.89x).
