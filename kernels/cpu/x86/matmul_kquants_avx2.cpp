@@ -262,6 +262,7 @@ void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
   const uint8_t* w = static_cast<const uint8_t*>(a.w) + r0 * row_bytes;
   // Offset of each row's successor: the next row of its stream, or the row R on.
   const int64_t next = (step == 1 ? R : 1) * row_bytes;
+  const bool long_rows = row_bytes >= k_long_row_bytes;  // requests block by block (k_long_row_bytes)
   alignas(32) float acc[k_col_block * R * 16];  // group of columns [c, c + C): [R][C][16] at acc + c * R * 16
   for (int64_t cb = 0; cb < a.n_cols; cb += k_col_block) {
     const int64_t nc = a.n_cols - cb < k_col_block ? a.n_cols - cb : k_col_block;
@@ -272,14 +273,14 @@ void rows(const matmul_args& a, int64_t r0, stage* st, int64_t step = 1) {
         const uint8_t* src = w + r * step * row_bytes + (k0 / k_qk) * block_bytes<T>();
         // The same chunk of each row's successor, requested now: the hardware prefetchers alone leave a matvec
         // streaming from memory well below the core's rate (measured on Zen 3). Long rows: see k_long_row_bytes.
-        if (row_bytes < k_long_row_bytes) {
+        if (!long_rows) {
           for (int64_t o = 0; o < nb * block_bytes<T>(); o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(src + next + o), _MM_HINT_T0);
         }
         for (int i = 0; i < nb; ++i) {
           const int ns = T == kq::q6 ? 16 : 8;  // scales per super-block
           const uint8_t* blk = src + i * block_bytes<T>();
-          if (row_bytes >= k_long_row_bytes) request_block_l2<T>(blk + 2 * next);
+          if (long_rows) request_block_l2<T>(blk + 2 * next);
           stage_block<T>(blk, st[r].q + i * k_qk, st[r].a + ns * i, st[r].b + ns * i);
         }
       }
